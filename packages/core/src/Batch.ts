@@ -1,0 +1,85 @@
+/**
+ * Batch: processed items in checkpoint order with parallel checkpoint arrays (checkpoint i owns the next
+ * `eventsProcessed[i]` items), per-chain progress, and whether any chain is inside its reorg window.
+ */
+import type { Event } from "./Event.js"
+
+export interface ChainProgress {
+  readonly chainId: number
+  /** Every block up to and including this one is processed. */
+  readonly progressBlock: number
+  /** The source's head as last seen. */
+  readonly sourceBlock: number
+  /** Events processed on this chain since its start block, this batch included. */
+  readonly eventsProcessed: number
+  readonly firstEventBlock: number | undefined
+}
+
+export interface Batch {
+  readonly items: ReadonlyArray<Event>
+  readonly checkpointIds: ReadonlyArray<bigint>
+  readonly checkpointChainIds: ReadonlyArray<number>
+  readonly checkpointBlockNumbers: ReadonlyArray<number>
+  readonly checkpointBlockHashes: ReadonlyArray<string>
+  readonly checkpointEventsProcessed: ReadonlyArray<number>
+  /** True when any chain in the batch is within its reorg window of the head: history is saved for the write. */
+  readonly isInReorgThreshold: boolean
+  readonly progress: ReadonlyArray<ChainProgress>
+}
+
+export const empty: Batch = {
+  items: [],
+  checkpointIds: [],
+  checkpointChainIds: [],
+  checkpointBlockNumbers: [],
+  checkpointBlockHashes: [],
+  checkpointEventsProcessed: [],
+  isInReorgThreshold: false,
+  progress: []
+}
+
+/** The last checkpoint id of the batch, if it has any. */
+export const lastCheckpointId = (batch: Batch): bigint | undefined => batch.checkpointIds[batch.checkpointIds.length - 1]
+
+/** Concatenates batches in order into one; later progress of a chain replaces earlier. */
+export const merge = (batches: ReadonlyArray<Batch>): Batch => {
+  if (batches.length === 1) return batches[0]!
+  const items: Array<Event> = []
+  const ids: Array<bigint> = []
+  const chainIds: Array<number> = []
+  const blockNumbers: Array<number> = []
+  const blockHashes: Array<string> = []
+  const eventsProcessed: Array<number> = []
+  const progress = new Map<number, ChainProgress>()
+  for (const batch of batches) {
+    for (const item of batch.items) items.push(item)
+    for (let i = 0; i < batch.checkpointIds.length; i++) {
+      ids.push(batch.checkpointIds[i]!)
+      chainIds.push(batch.checkpointChainIds[i]!)
+      blockNumbers.push(batch.checkpointBlockNumbers[i]!)
+      blockHashes.push(batch.checkpointBlockHashes[i]!)
+      eventsProcessed.push(batch.checkpointEventsProcessed[i]!)
+    }
+    for (const p of batch.progress) progress.set(p.chainId, p)
+  }
+  return {
+    items,
+    checkpointIds: ids,
+    checkpointChainIds: chainIds,
+    checkpointBlockNumbers: blockNumbers,
+    checkpointBlockHashes: blockHashes,
+    checkpointEventsProcessed: eventsProcessed,
+    isInReorgThreshold: batches[0]?.isInReorgThreshold ?? false,
+    progress: [...progress.values()]
+  }
+}
+
+/** The checkpoint id of each item, expanded from the parallel arrays. */
+export const itemCheckpointIds = (batch: Batch): Array<bigint> => {
+  const out: Array<bigint> = []
+  for (let i = 0; i < batch.checkpointIds.length; i++) {
+    const n = batch.checkpointEventsProcessed[i]!
+    for (let j = 0; j < n; j++) out.push(batch.checkpointIds[i]!)
+  }
+  return out
+}

@@ -1,0 +1,43 @@
+/**
+ * CapacityGate: bounds memory before each batch. Over the objects target, in order: evict committed entries
+ * (keeping db-loaded ones), then db-loaded ones too, and only then — and only if a queued batch can free
+ * room — wait for the next commit and try again. After a failed write it never waits.
+ */
+import { Context, Effect, Layer, Metric } from "effect"
+import { ChainstoreConfig } from "./Config.js"
+import * as Metrics from "./Metrics.js"
+import { PersistenceCycle } from "./PersistenceCycle.js"
+import { Store } from "./Store.js"
+
+export class CapacityGate extends Context.Service<CapacityGate, {
+  readonly awaitCapacity: Effect.Effect<void>
+}>()("chainstore/CapacityGate") {}
+
+export const make = Effect.gen(function*() {
+  const store = yield* Store
+  const cycle = yield* PersistenceCycle
+  const { objectsTarget } = yield* ChainstoreConfig
+  yield* Metric.update(Metrics.objectsTarget, objectsTarget)
+
+  const overTarget = () => store.counts().total >= objectsTarget
+
+  const awaitCapacity: Effect.Effect<void> = Effect.gen(function*() {
+    while (!store.hasFailedWrite() && overTarget()) {
+      const committed = store.dropCommitted(true)
+      yield* Metric.update(Metrics.forTier(Metrics.evictions, "committed"), committed)
+      if (!overTarget()) break
+      const loaded = store.dropCommitted(false)
+      yield* Metric.update(Metrics.forTier(Metrics.evictions, "db_loaded"), loaded)
+      if (!overTarget()) break
+      // Waiting only helps when a queued batch's commit will make its changes evictable.
+      if (store.queuedBatches() === 0) break
+      yield* Metric.update(Metrics.capacityWaits, 1)
+      yield* cycle.awaitCommit
+    }
+    yield* Metric.update(Metrics.objects, store.counts().total)
+  }).pipe(Effect.withSpan("CapacityGate.awaitCapacity"))
+
+  return CapacityGate.of({ awaitCapacity })
+})
+
+export const layer: Layer.Layer<CapacityGate, never, Store | PersistenceCycle> = Layer.effect(CapacityGate, make)

@@ -1,0 +1,49 @@
+/**
+ * ChainstoreConfig: the runtime's knobs, with defaults; `layerFromEnv` reads the environment.
+ */
+import { Config, Context, Duration, Effect, Layer } from "effect"
+
+export interface Options {
+  /** Capacity gate limit: entity changes + effect entries + queued items held in memory. */
+  readonly objectsTarget: number
+  /** Most events in one batch. */
+  readonly batchSize: number
+  /** Most blocks one source request covers. */
+  readonly fetchBlockRange: number
+  /** How often chain metadata is written alone when no batch flows. */
+  readonly chainMetaInterval: Duration.Duration
+  /** Attempts of a write transaction that fails with a retryable error, first included. */
+  readonly writeAttempts: number
+  readonly writeRetryBase: Duration.Duration
+  /** How often history outside every reorg window is pruned. */
+  readonly pruneInterval: Duration.Duration
+}
+
+export const defaults: Options = {
+  objectsTarget: 100_000,
+  batchSize: 5_000,
+  fetchBlockRange: 2_000,
+  chainMetaInterval: Duration.millis(500),
+  writeAttempts: 5,
+  writeRetryBase: Duration.millis(200),
+  pruneInterval: Duration.seconds(30)
+}
+
+/** The config in force; without a layer, the defaults. */
+export const ChainstoreConfig = Context.Reference<Options>("chainstore/Config", { defaultValue: () => defaults })
+
+/** The defaults with some options replaced. */
+export const layer = (options: Partial<Options>): Layer.Layer<never> =>
+  Layer.succeed(ChainstoreConfig, { ...defaults, ...options })
+
+/** Defaults, then `CHAINSTORE_IN_MEMORY_OBJECTS_TARGET`, then the options given. */
+export const layerFromEnv = (options: Partial<Options> = {}): Layer.Layer<never, Config.ConfigError> =>
+  Layer.effect(
+    ChainstoreConfig,
+    Effect.gen(function*() {
+      const objectsTarget = yield* Config.Int("CHAINSTORE_IN_MEMORY_OBJECTS_TARGET").pipe(
+        Config.withDefault(defaults.objectsTarget)
+      )
+      return { ...defaults, objectsTarget, ...options }
+    })
+  )

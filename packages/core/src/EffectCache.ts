@@ -1,0 +1,156 @@
+/**
+ * EffectCache: memoises user effects per input. Lookup: memory → the stored row decoded with the current
+ * output schema (a row that no longer decodes is an invalidation and is recomputed) → the user's function.
+ * Concurrent calls with one input run once; `cache: false` outputs stay in memory only; rate limits hold
+ * per effect. The calling item's checkpoint stamps the output; handlers never see it.
+ */
+import { Clock, Context, Deferred, Duration, Effect, Layer, Metric } from "effect"
+import * as Change from "./Change.js"
+import { EffectCallError } from "./Errors.js"
+import type * as ExternalEffect from "./ExternalEffect.js"
+import * as Metrics from "./Metrics.js"
+import { Storage } from "./Storage.js"
+import { Store } from "./Store.js"
+
+export interface Request {
+  readonly effect: ExternalEffect.Any
+  readonly input: unknown
+  readonly checkpointId: bigint
+}
+
+export class EffectCache extends Context.Service<EffectCache, {
+  readonly call: <I, O, E>(
+    effect: ExternalEffect.ExternalEffect<string, I, O, E>,
+    input: I,
+    checkpointId: bigint
+  ) => Effect.Effect<O, EffectCallError>
+  /** Resolves many inputs at once: one storage read per effect for the keys not in memory, runs concurrently. */
+  readonly prefetch: (requests: ReadonlyArray<Request>) => Effect.Effect<void>
+}>()("chainstore/EffectCache") {}
+
+interface Limiter {
+  windowStart: number
+  available: number
+}
+
+export const make = Effect.gen(function*() {
+  const store = yield* Store
+  const storage = yield* Storage
+  const inFlight = new Map<string, Deferred.Deferred<unknown, EffectCallError>>()
+  const limiters = new Map<string, Limiter>()
+
+  const callError = (effect: ExternalEffect.Any, inputKey: string, cause: unknown) =>
+    new EffectCallError({ effect: effect.name, inputKey, cause })
+
+  const keyOf = (effect: ExternalEffect.Any, input: unknown) =>
+    Effect.try({ try: () => effect.inputKey(input), catch: (cause) => callError(effect, "<unencodable input>", cause) })
+
+  /** Waits for a free call in the effect's rate-limit window. */
+  const acquire = (effect: ExternalEffect.Any): Effect.Effect<void> => {
+    const limit = effect.rateLimit
+    if (limit === undefined) return Effect.void
+    const per = Duration.toMillis(Duration.fromInputUnsafe(limit.per))
+    return Effect.gen(function*() {
+      let limiter = limiters.get(effect.name)
+      if (limiter === undefined) limiters.set(effect.name, (limiter = { windowStart: Number.NEGATIVE_INFINITY, available: 0 }))
+      while (true) {
+        const now = yield* Clock.currentTimeMillis
+        if (now >= limiter.windowStart + per) {
+          limiter.windowStart = now
+          limiter.available = limit.calls
+        }
+        if (limiter.available > 0) {
+          limiter.available--
+          return
+        }
+        yield* Effect.sleep(Duration.millis(limiter.windowStart + per - now))
+      }
+    })
+  }
+
+  /** Decodes stored rows into memory; returns the keys that still need a run. */
+  const loadStored = (effect: ExternalEffect.Any, keys: ReadonlyArray<string>): Effect.Effect<ReadonlyArray<string>> => {
+    if (!effect.cache || keys.length === 0) return Effect.succeed(keys)
+    return Effect.gen(function*() {
+      const rows = yield* storage.loadEffectEntries(effect.name, keys).pipe(
+        Effect.catch((e) => Effect.as(Effect.logWarning(`Failed to load the ${effect.name} effect cache: ${e.message}`), []))
+      )
+      const found = new Set<string>()
+      for (const row of rows) {
+        const decoded = yield* Effect.result(effect.decodeOutput(row.output))
+        if (decoded._tag === "Success") {
+          store.initEffectFromDb(effect.name, row.key, decoded.success)
+          found.add(row.key)
+        } else {
+          yield* Metric.update(Metrics.forEffect(Metrics.effectInvalidations, effect.name), 1)
+        }
+      }
+      yield* Metric.update(Metrics.forEffect(Metrics.effectHits, effect.name), found.size)
+      return keys.filter((k) => !found.has(k))
+    })
+  }
+
+  /** Runs the user's function for one key, once even when called concurrently. */
+  const run = (effect: ExternalEffect.Any, key: string, input: unknown, checkpointId: bigint): Effect.Effect<unknown, EffectCallError> =>
+    Effect.suspend(() => {
+      const cached = store.getEffectOutput(effect.name, key)
+      if (cached?._tag === "Set") return Effect.succeed(cached.entity)
+      const running = inFlight.get(`${effect.name}\u0000${key}`)
+      if (running !== undefined) return Deferred.await(running)
+      return Effect.gen(function*() {
+        const deferred = yield* Deferred.make<unknown, EffectCallError>()
+        inFlight.set(`${effect.name}\u0000${key}`, deferred)
+        const result = yield* Effect.gen(function*() {
+          const missing = yield* loadStored(effect, [key])
+          const stored = store.getEffectOutput(effect.name, key)
+          if (missing.length === 0 && stored !== undefined) return Change.value(stored)
+          yield* Metric.update(Metrics.forEffect(Metrics.effectMisses, effect.name), 1)
+          yield* acquire(effect)
+          yield* Metric.update(Metrics.forEffect(Metrics.effectCalls, effect.name), 1)
+          const output = yield* effect.run(input).pipe(
+            Effect.catchCause((cause) => Effect.fail(callError(effect, key, cause)))
+          )
+          store.setEffectOutput(effect.name, key, output, checkpointId)
+          return output
+        }).pipe(
+          Effect.exit,
+          Effect.ensuring(Effect.sync(() => inFlight.delete(`${effect.name}\u0000${key}`)))
+        )
+        yield* Deferred.done(deferred, result)
+        return yield* result
+      })
+    })
+
+  const call = <I, O, E>(effect: ExternalEffect.ExternalEffect<string, I, O, E>, input: I, checkpointId: bigint) =>
+    Effect.flatMap(keyOf(effect as ExternalEffect.Any, input), (key) => {
+      const cached = store.getEffectOutput(effect.name, key)
+      if (cached?._tag === "Set") return Effect.as(Metric.update(Metrics.forEffect(Metrics.effectHits, effect.name), 1), cached.entity as O)
+      return run(effect as ExternalEffect.Any, key, input, checkpointId) as Effect.Effect<O, EffectCallError>
+    })
+
+  const prefetch = Effect.fn("EffectCache.prefetch")(function*(requests: ReadonlyArray<Request>) {
+    const byEffect = new Map<string, { effect: ExternalEffect.Any; pending: Map<string, Request> }>()
+    for (const request of requests) {
+      const key = yield* Effect.option(keyOf(request.effect, request.input))
+      if (key._tag === "None") continue
+      const cached = store.getEffectOutput(request.effect.name, key.value)
+      if (cached?._tag === "Set" || inFlight.has(`${request.effect.name}\u0000${key.value}`)) continue
+      let group = byEffect.get(request.effect.name)
+      if (group === undefined) byEffect.set(request.effect.name, (group = { effect: request.effect, pending: new Map() }))
+      if (!group.pending.has(key.value)) group.pending.set(key.value, request)
+    }
+    yield* Effect.forEach(byEffect.values(), ({ effect, pending }) =>
+      Effect.gen(function*() {
+        const missing = yield* loadStored(effect, [...pending.keys()])
+        // Failures surface when the handler calls for real; here they only must not stop the others.
+        yield* Effect.forEach(missing, (key) => {
+          const request = pending.get(key)!
+          return Effect.ignore(run(effect, key, request.input, request.checkpointId))
+        }, { concurrency: "unbounded", discard: true })
+      }), { concurrency: "unbounded", discard: true })
+  })
+
+  return EffectCache.of({ call, prefetch })
+})
+
+export const layer: Layer.Layer<EffectCache, never, Store | Storage> = Layer.effect(EffectCache, make)

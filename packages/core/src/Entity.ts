@@ -1,0 +1,35 @@
+/**
+ * Entity definitions: a name, an Effect Schema struct with a string `id`, and the indexed fields.
+ */
+import { Schema } from "effect"
+
+export type Fields = Schema.Struct.Fields & { readonly id: Schema.Codec<string, string> }
+
+export interface Entity<Name extends string = string, F extends Fields = Fields> {
+  readonly name: Name
+  readonly fields: F
+  readonly schema: Schema.Struct<F>
+  /** Fields with a database index; `getWhere` lookups are allowed on these. */
+  readonly indexes: ReadonlyArray<keyof F & string>
+}
+
+/** The in-memory value of an entity definition's rows. */
+export type Type<E extends Entity> = E["schema"]["Type"]
+
+export interface Options<F extends Fields> {
+  readonly indexes?: ReadonlyArray<keyof F & string>
+}
+
+export const make = <const Name extends string, const F extends Fields>(
+  name: Name,
+  fields: F,
+  options?: Options<F>
+): Entity<Name, F> => ({
+  name,
+  fields,
+  schema: Schema.Struct(fields),
+  indexes: options?.indexes ?? []
+})
+
+/** Any entity, for code that handles them generically. */
+export type Any = Entity<string, Fields>

@@ -1,0 +1,81 @@
+/**
+ * Every typed error of chainstore's runtime, in one module. Retryability is data (`isRetryable`).
+ */
+import { Schema } from "effect"
+
+/** A Storage operation failed; `isRetryable` says whether re-running the whole transaction is safe and useful. */
+export class StorageError extends Schema.TaggedError<StorageError>()("StorageError", {
+  operation: Schema.String,
+  message: Schema.String,
+  isRetryable: Schema.Boolean,
+  cause: Schema.optional(Schema.Defect())
+}) {}
+
+/** The background writer failed; fatal for the program. */
+export class WriteFailed extends Schema.TaggedError<WriteFailed>()("WriteFailed", {
+  message: Schema.String,
+  cause: Schema.Defect()
+}) {}
+
+/** A user handler failed or died on one event. */
+export class HandlerError extends Schema.TaggedError<HandlerError>()("HandlerError", {
+  chainId: Schema.Number,
+  blockNumber: Schema.Number,
+  logIndex: Schema.Number,
+  transactionHash: Schema.String,
+  handler: Schema.String,
+  cause: Schema.Defect()
+}) {
+  override get message(): string {
+    return `Handler ${this.handler} failed on chain ${this.chainId}, block ${this.blockNumber}, log index ${this.logIndex}, tx ${this.transactionHash}: ${describe(this.cause)}`
+  }
+}
+
+/** A user effect failed for one input; only the calls that depend on it see this error. */
+export class EffectCallError extends Schema.TaggedError<EffectCallError>()("EffectCallError", {
+  effect: Schema.String,
+  inputKey: Schema.String,
+  cause: Schema.Defect()
+}) {
+  override get message(): string {
+    return `Effect ${this.effect} failed for input ${this.inputKey}: ${describe(this.cause)}`
+  }
+}
+
+/** An entity value does not match its schema (or its column type). */
+export class EntityValidationError extends Schema.TaggedError<EntityValidationError>()("EntityValidationError", {
+  entity: Schema.String,
+  entityId: Schema.String,
+  message: Schema.String
+}) {}
+
+/** A Source could not serve a request. */
+export class SourceError extends Schema.TaggedError<SourceError>()("SourceError", {
+  chainId: Schema.Number,
+  message: Schema.String,
+  cause: Schema.optional(Schema.Defect())
+}) {}
+
+/** The indexer definition is malformed; `path` names the offending field. */
+export class IndexerDefinitionError extends Schema.TaggedError<IndexerDefinitionError>()("IndexerDefinitionError", {
+  path: Schema.String,
+  message: Schema.String
+}) {}
+
+/** A reorg reached below the chain's reorg window: nothing stored can restore it. */
+export class DeepReorgError extends Schema.TaggedError<DeepReorgError>()("DeepReorgError", {
+  chainId: Schema.Number,
+  blockNumber: Schema.Number,
+  depth: Schema.Number,
+  reorgWindow: Schema.Number
+}) {
+  override get message(): string {
+    return `Reorg on chain ${this.chainId} at block ${this.blockNumber} is ${this.depth} blocks deep, beyond the reorg window of ${this.reorgWindow}`
+  }
+}
+
+/** Errors that end the program. */
+export type Fatal = WriteFailed | HandlerError | SourceError | StorageError | DeepReorgError | EntityValidationError
+
+const describe = (cause: unknown): string =>
+  cause instanceof Error ? cause.message : typeof cause === "string" ? cause : JSON.stringify(cause) ?? String(cause)

@@ -1,0 +1,74 @@
+/**
+ * ExternalEffect: a user-declared external call (RPC, HTTP) whose outputs the EffectCache memoises per input.
+ * Named apart from Effect's own `Effect`.
+ */
+import { Duration, Effect, Schema } from "effect"
+
+/** A schema usable for inputs and outputs: no services needed to decode or encode. */
+export type Codec<A> = Schema.ConstraintCodec<A, unknown, never, never>
+
+export interface RateLimit {
+  readonly calls: number
+  readonly per: Duration.Input
+}
+
+export interface ExternalEffect<Name extends string = string, I = unknown, O = unknown, E = unknown> {
+  readonly name: Name
+  readonly input: Codec<I>
+  readonly output: Codec<O>
+  /** Persist outputs (default true); `false` keeps them in memory only. */
+  readonly cache: boolean
+  /** Outputs depend on chain state: dropped after a reorg's fork point (memory and database). */
+  readonly reorgSensitive: boolean
+  readonly rateLimit: RateLimit | undefined
+  // Method syntax on purpose: it lets every definition stand in for `Any` (parameters are bivariant).
+  run(input: I): Effect.Effect<O, E>
+  /** Stable key of an input: its JSON encoding with object keys sorted. */
+  inputKey(input: I): string
+  /** The output as JSON, for storage. */
+  encodeOutput(output: O): Schema.Json
+  /** A stored output decoded with the current schema; failure means the stored row is stale. */
+  decodeOutput(json: unknown): Effect.Effect<O, Schema.SchemaError>
+}
+
+export interface Options<Name extends string, I, O, E> {
+  readonly name: Name
+  readonly input: Codec<I>
+  readonly output: Codec<O>
+  readonly cache?: boolean
+  readonly reorgSensitive?: boolean
+  readonly rateLimit?: RateLimit
+  readonly run: (input: I) => Effect.Effect<O, E>
+}
+
+export const make = <const Name extends string, I, O, E = never>(options: Options<Name, I, O, E>): ExternalEffect<Name, I, O, E> => {
+  const inputJson = Schema.toCodecJson(options.input)
+  const outputJson = Schema.toCodecJson(options.output)
+  const encodeInput = Schema.encodeSync(inputJson)
+  const encodeOutput = Schema.encodeSync(outputJson)
+  const decodeOutput = Schema.decodeUnknownEffect(outputJson)
+  return {
+    name: options.name,
+    input: options.input,
+    output: options.output,
+    cache: options.cache ?? true,
+    reorgSensitive: options.reorgSensitive ?? false,
+    rateLimit: options.rateLimit,
+    run: options.run,
+    inputKey: (input) => stableStringify(encodeInput(input)),
+    encodeOutput: (output) => encodeOutput(output) as Schema.Json,
+    decodeOutput: (json) => decodeOutput(json) as Effect.Effect<O, Schema.SchemaError>
+  }
+}
+
+/** Any effect definition, for code that handles them generically. */
+export type Any = ExternalEffect<string, unknown, unknown, unknown>
+
+/** JSON text with object keys sorted, so equal inputs give equal keys. */
+export const stableStringify = (value: unknown): string => {
+  if (value === null || typeof value !== "object") return JSON.stringify(value) ?? "null"
+  if (Array.isArray(value)) return `[${value.map(stableStringify).join(",")}]`
+  const record = value as Record<string, unknown>
+  const keys = Object.keys(record).filter((k) => record[k] !== undefined).sort()
+  return `{${keys.map((k) => `${JSON.stringify(k)}:${stableStringify(record[k])}`).join(",")}}`
+}
