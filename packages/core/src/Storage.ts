@@ -116,6 +116,8 @@ export class MemoryStorage extends Context.Service<MemoryStorage, {
   readonly failWrites: (error: StorageError | undefined) => Effect.Effect<void>
   /** Writes attempted so far, in order, and how many are running now (at most one, by design). */
   readonly writes: Effect.Effect<ReadonlyArray<WritePlan>>
+  /** Waits until at least `n` writes have started. */
+  readonly awaitWrites: (n: number) => Effect.Effect<void>
   readonly writesInFlight: Effect.Effect<number>
   readonly maxWritesInFlight: Effect.Effect<number>
   /** Calls per storage operation, e.g. `loadByIds:Account`. */
@@ -149,6 +151,7 @@ const makeMemory = Effect.gen(function*() {
   let gate: Deferred.Deferred<void> | undefined
   let failure: StorageError | undefined
   const writes: Array<WritePlan> = []
+  const writeWaiters: Array<{ readonly n: number; readonly deferred: Deferred.Deferred<void> }> = []
   let inFlight = 0
   let maxInFlight = 0
   const calls = new Map<string, number>()
@@ -324,6 +327,7 @@ const makeMemory = Effect.gen(function*() {
       Effect.gen(function*() {
         count("writeBatch")
         writes.push(plan)
+        for (const waiter of writeWaiters) if (writes.length >= waiter.n) Deferred.doneUnsafe(waiter.deferred, Effect.void)
         inFlight++
         maxInFlight = Math.max(maxInFlight, inFlight)
         yield* Effect.gen(function*() {
@@ -416,6 +420,14 @@ const makeMemory = Effect.gen(function*() {
     }),
     failWrites: (error) => Effect.sync(() => { failure = error }),
     writes: Effect.sync(() => [...writes]),
+    awaitWrites: (n) =>
+      Effect.suspend(() => {
+        if (writes.length >= n) return Effect.void
+        return Effect.flatMap(Deferred.make<void>(), (deferred) => {
+          writeWaiters.push({ n, deferred })
+          return Deferred.await(deferred)
+        })
+      }),
     writesInFlight: Effect.sync(() => inFlight),
     maxWritesInFlight: Effect.sync(() => maxInFlight),
     calls: Effect.sync(() => new Map(calls)),

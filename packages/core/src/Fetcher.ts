@@ -1,0 +1,217 @@
+/**
+ * Fetcher: one cursor per chain over its Source, and the assembly of batches from them — whole blocks in
+ * (timestamp, chain, block) order, one checkpoint per (chain, block) with events, plus one per hash-only block
+ * inside the chain's reorg window, ids continuing from the processed frontier.
+ */
+import { Effect } from "effect"
+import type * as Batch from "./Batch.js"
+import type { SourceError } from "./Errors.js"
+import type { Event } from "./Event.js"
+import * as Indexer from "./Indexer.js"
+import type { ChainSource, ContractInfo } from "./Source.js"
+import type { ChainMeta, ChainState } from "./Storage.js"
+
+interface BufferedBlock {
+  readonly number: number
+  readonly hash: string
+  readonly timestamp: number
+  readonly events: Array<Event>
+}
+
+/** One chain's position: what was handed out, what was fetched ahead, and the head as last seen. */
+export interface ChainCursor {
+  readonly chainId: number
+  readonly source: ChainSource
+  readonly startBlock: number
+  readonly endBlock: number | undefined
+  readonly reorgWindow: number
+  /** Last block handed out in a batch. */
+  progress: number
+  /** Last block fetched into the buffer. */
+  fetchedTo: number
+  head: number
+  eventsProcessed: number
+  firstEventBlock: number | undefined
+  readyAt: Date | undefined
+  buffer: Array<BufferedBlock>
+  bufferedEvents: number
+}
+
+export interface Options {
+  readonly batchSize: number
+  readonly fetchBlockRange: number
+  /** Stop each chain at its head instead of following it. */
+  readonly exitAtHead: boolean
+}
+
+export type Next =
+  | { readonly _tag: "Batch"; readonly batch: Batch.Batch }
+  /** Nothing new yet; try again after a pause. */
+  | { readonly _tag: "Idle" }
+  /** Every chain reached its end. */
+  | { readonly _tag: "Done" }
+
+export const contractsOf = (indexer: Indexer.Indexer, chain: Indexer.Chain): ReadonlyArray<ContractInfo> =>
+  chain.contracts.map((c) => ({ name: c.name, abi: c.abi, addresses: Indexer.addressesOf(c), events: Indexer.handledEvents(indexer, c.name) }))
+
+export const makeCursor = (chain: Indexer.Chain, source: ChainSource, resumed: ChainState | undefined): ChainCursor => {
+  const progress = resumed?.progressBlock ?? chain.startBlock - 1
+  return {
+    chainId: chain.id,
+    source,
+    startBlock: chain.startBlock,
+    endBlock: chain.endBlock,
+    reorgWindow: chain.reorgWindow ?? 200,
+    progress,
+    fetchedTo: progress,
+    head: 0,
+    eventsProcessed: resumed?.eventsProcessed ?? 0,
+    firstEventBlock: resumed?.firstEventBlock,
+    readyAt: resumed?.readyAt,
+    buffer: [],
+    bufferedEvents: 0
+  }
+}
+
+/** The last block this chain will process in this run (undefined: follows the head forever). */
+const targetOf = (cursor: ChainCursor, exitAtHead: boolean): number | undefined =>
+  cursor.endBlock !== undefined ? (exitAtHead ? Math.min(cursor.endBlock, cursor.head) : cursor.endBlock) :
+  exitAtHead ? cursor.head : undefined
+
+export const isDone = (cursor: ChainCursor, exitAtHead: boolean): boolean => {
+  const target = targetOf(cursor, exitAtHead)
+  return target !== undefined && cursor.head > 0 && cursor.progress >= target
+}
+
+/** Fetches ahead until the buffer holds enough events or the chain's known head is reached. */
+const fill = (cursor: ChainCursor, options: Options): Effect.Effect<void, SourceError> =>
+  Effect.gen(function*() {
+    if (cursor.head === 0 || (cursor.fetchedTo >= cursor.head && cursor.buffer.length === 0)) {
+      cursor.head = yield* cursor.source.head
+    }
+    const limit = Math.min(cursor.head, cursor.endBlock ?? Number.POSITIVE_INFINITY)
+    while (cursor.bufferedEvents < options.batchSize && cursor.fetchedTo < limit) {
+      const fromBlock = cursor.fetchedTo + 1
+      const toBlock = Math.min(limit, cursor.fetchedTo + options.fetchBlockRange)
+      const allBlockHashes = toBlock > cursor.head - cursor.reorgWindow
+      const result = yield* cursor.source.fetch({ fromBlock, toBlock, allBlockHashes })
+      const blocks = new Map<number, BufferedBlock>()
+      for (const block of result.blocks) {
+        if (block.number > cursor.head - cursor.reorgWindow || allBlockHashes) {
+          blocks.set(block.number, { number: block.number, hash: block.hash, timestamp: Number.NEGATIVE_INFINITY, events: [] })
+        }
+      }
+      for (const event of result.events) {
+        let block = blocks.get(event.blockNumber)
+        if (block === undefined || block.events.length === 0) {
+          block = { number: event.blockNumber, hash: event.blockHash, timestamp: event.blockTimestamp, events: [] }
+          blocks.set(event.blockNumber, block)
+        }
+        block.events.push(event)
+      }
+      for (const block of [...blocks.values()].sort((a, b) => a.number - b.number)) {
+        // Hash-only blocks are kept only inside the reorg window, where the detector needs them.
+        if (block.events.length === 0 && block.number <= cursor.head - cursor.reorgWindow) continue
+        cursor.buffer.push(block)
+        cursor.bufferedEvents += block.events.length
+      }
+      cursor.fetchedTo = toBlock
+    }
+  })
+
+/** Builds the next batch from the chains' buffers; checkpoint ids continue after `processed`. */
+export const nextBatch = (
+  cursors: ReadonlyArray<ChainCursor>,
+  processed: bigint,
+  options: Options
+): Effect.Effect<Next, SourceError> =>
+  Effect.gen(function*() {
+    const active = cursors.filter((c) => !isDone(c, options.exitAtHead))
+    if (active.length === 0 && cursors.every((c) => c.head > 0)) return { _tag: "Done" } as const
+    yield* Effect.forEach(active, (c) => fill(c, options), { concurrency: "unbounded", discard: true })
+    if (cursors.every((c) => isDone(c, options.exitAtHead))) return { _tag: "Done" } as const
+
+    const items: Array<Event> = []
+    const ids: Array<bigint> = []
+    const chainIds: Array<number> = []
+    const blockNumbers: Array<number> = []
+    const blockHashes: Array<string> = []
+    const eventsProcessed: Array<number> = []
+    const taken = new Map<ChainCursor, number>()
+    let next = processed
+    const positions = new Map<ChainCursor, number>(active.map((c) => [c, 0]))
+    while (items.length < options.batchSize) {
+      let best: ChainCursor | undefined
+      let bestBlock: BufferedBlock | undefined
+      for (const cursor of active) {
+        const block = cursor.buffer[positions.get(cursor)!]
+        if (block === undefined) continue
+        if (bestBlock === undefined || before(block, cursor.chainId, bestBlock, best!.chainId)) {
+          best = cursor
+          bestBlock = block
+        }
+      }
+      if (best === undefined || bestBlock === undefined) break
+      positions.set(best, positions.get(best)! + 1)
+      next += 1n
+      ids.push(next)
+      chainIds.push(best.chainId)
+      blockNumbers.push(bestBlock.number)
+      blockHashes.push(bestBlock.hash)
+      eventsProcessed.push(bestBlock.events.length)
+      for (const event of bestBlock.events) items.push(event)
+      taken.set(best, bestBlock.number)
+      if (bestBlock.events.length > 0 && best.firstEventBlock === undefined) best.firstEventBlock = bestBlock.number
+      best.eventsProcessed += bestBlock.events.length
+    }
+
+    const progress: Array<Batch.ChainProgress> = []
+    let isInReorgThreshold = false
+    for (const cursor of active) {
+      const position = positions.get(cursor)!
+      cursor.buffer.splice(0, position)
+      let bufferedEvents = 0
+      for (const block of cursor.buffer) bufferedEvents += block.events.length
+      cursor.bufferedEvents = bufferedEvents
+      // With the buffer drained, every fetched block (with or without events) is processed.
+      const reached = cursor.buffer.length === 0 ? cursor.fetchedTo : taken.get(cursor) ?? cursor.progress
+      if (reached <= cursor.progress) continue
+      cursor.progress = reached
+      if (reached > cursor.head - cursor.reorgWindow) isInReorgThreshold = true
+      if (cursor.readyAt === undefined && isDone(cursor, true)) cursor.readyAt = new Date()
+      progress.push({
+        chainId: cursor.chainId,
+        progressBlock: reached,
+        sourceBlock: cursor.head,
+        eventsProcessed: cursor.eventsProcessed,
+        firstEventBlock: cursor.firstEventBlock
+      })
+    }
+    if (progress.length === 0) return { _tag: "Idle" } as const
+    return {
+      _tag: "Batch",
+      batch: {
+        items,
+        checkpointIds: ids,
+        checkpointChainIds: chainIds,
+        checkpointBlockNumbers: blockNumbers,
+        checkpointBlockHashes: blockHashes,
+        checkpointEventsProcessed: eventsProcessed,
+        isInReorgThreshold,
+        progress
+      }
+    } as const
+  })
+
+/** Chain metadata as the cursors see it now. */
+export const chainMeta = (cursors: ReadonlyArray<ChainCursor>): ReadonlyArray<ChainMeta> =>
+  cursors.map((c) => ({
+    chainId: c.chainId,
+    sourceBlock: c.head,
+    bufferBlock: c.fetchedTo,
+    firstEventBlock: c.firstEventBlock,
+    readyAt: c.readyAt
+  }))
+
+const before = (a: BufferedBlock, aChain: number, b: BufferedBlock, bChain: number): boolean =>
+  a.timestamp !== b.timestamp ? a.timestamp < b.timestamp : aChain !== bChain ? aChain < bChain : a.number < b.number
