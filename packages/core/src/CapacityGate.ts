@@ -1,7 +1,7 @@
 /**
  * CapacityGate: bounds memory before each batch. Over the objects target, in order: evict committed entries
- * (keeping db-loaded ones), then db-loaded ones too, and only then — and only if a queued batch can free
- * room — wait for the next commit and try again. After a failed write it never waits.
+ * (keeping db-loaded ones), then db-loaded ones too, and only then — and only if a queued or in-flight batch
+ * can free room — wait for the next commit and try again. After a failed write it never waits.
  */
 import { Context, Effect, Layer, Metric } from "effect"
 import { ChainstoreConfig } from "./Config.js"
@@ -29,8 +29,8 @@ export const make = Effect.gen(function*() {
       const loaded = store.dropCommitted(false)
       yield* Metric.update(Metrics.forTier(Metrics.evictions, "db_loaded"), loaded)
       if (!overTarget()) break
-      // Waiting only helps when a queued batch's commit will make its changes evictable.
-      if (store.queuedBatches() === 0) break
+      // Waiting only helps when a queued or in-flight batch's commit will make its changes evictable.
+      if (store.queuedBatches() === 0 && !cycle.isWriting()) break
       yield* Metric.update(Metrics.capacityWaits, 1)
       yield* cycle.awaitCommit
     }

@@ -1,8 +1,10 @@
 /**
  * HandlerContext: what a handler's `ctx` does, in the two passes of a batch step (design.md §2, batched loads).
- * The preload pass only records the ids, lookups and effect inputs handlers touch (writes discarded); `preload`
- * then loads them with one storage call per table and resolves effects concurrently; the real pass runs the
- * handlers in order against warm memory, falling back to storage for anything the preload could not foresee.
+ * The preload pass only records the ids, lookups and effect inputs handlers touch (writes discarded); `load`
+ * then loads them with one storage call per table and resolves effects concurrently. A preload run that reaches
+ * an effect not yet known stops there and runs again after the load, so reads behind effects are batched too.
+ * The real pass runs the handlers in order against warm memory, falling back to storage for anything the
+ * preload could not foresee.
  */
 import { Effect, Schema } from "effect"
 import * as Change from "./Change.js"
@@ -64,6 +66,8 @@ export interface Contexts {
   readonly preload: Context<ReadonlyArray<Entity.Any>>
   /** Points both contexts at the item about to run. */
   readonly setCurrent: (event: Event, checkpointId: bigint) => void
+  /** The last preload run stopped at an effect whose output was not known yet: run it again after `load`. */
+  readonly preloadStopped: () => boolean
   /** Loads everything recorded by the preload pass since the last call. */
   readonly load: Effect.Effect<void, StorageError>
 }
@@ -73,6 +77,7 @@ export const make = Effect.gen(function*() {
   const storage = yield* Storage
   const cache = yield* EffectCache
   const current: Current = { event: undefined, checkpointId: 0n }
+  let stopped = false
   let recorded: Recorded = { ids: new Map(), lookups: [], effects: [] }
 
   const real: Record<string, unknown> = {}
@@ -162,6 +167,7 @@ export const make = Effect.gen(function*() {
         if (cached?._tag === "Set") return Effect.succeed(cached.entity as O)
       }
       recorded.effects.push({ effect: effect as ExternalEffect.Any, input, checkpointId: current.checkpointId })
+      stopped = true
       return Effect.die(new PreloadStop())
     })
   preload.log = () => Effect.void
@@ -195,7 +201,9 @@ export const make = Effect.gen(function*() {
     setCurrent: (event, checkpointId) => {
       current.event = event
       current.checkpointId = checkpointId
+      stopped = false
     },
+    preloadStopped: () => stopped,
     load: loadRecorded
   } satisfies Contexts
 })

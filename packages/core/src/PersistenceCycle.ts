@@ -21,6 +21,8 @@ export class PersistenceCycle extends Context.Service<PersistenceCycle, {
   readonly kick: Effect.Effect<void>
   /** Waits until nothing is queued and no write is in flight, or a write has failed. */
   readonly flush: Effect.Effect<void>
+  /** A write transaction is running now. */
+  readonly isWriting: () => boolean
   /** Signals the writer and waits for its next commit (or its failure). */
   readonly awaitCommit: Effect.Effect<void>
 }>()("chainstore/PersistenceCycle") {}
@@ -129,6 +131,7 @@ export const make = Effect.gen(function*() {
     commitBatch: (batch) => Effect.andThen(Effect.sync(() => store.enqueue(batch)), kick),
     kick,
     flush,
+    isWriting: () => writing,
     awaitCommit: Effect.suspend(() => {
       if (store.hasFailedWrite()) return Effect.void
       const next = commitSignal

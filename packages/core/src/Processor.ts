@@ -73,6 +73,8 @@ export const make = (options: Options = {}) =>
         (source) => Fetcher.makeCursor(chain, source, store.resumedChains.find((c) => c.chainId === chain.id))
       ))
     let stopRequested = false
+    // Preload rounds per batch: each resolves the effects the previous one stopped at.
+    const preloadRounds = 3
 
     const handlerFor = (event: Event) => indexer.handlers.get(event.contractName)?.get(event.eventName)
 
@@ -80,14 +82,19 @@ export const make = (options: Options = {}) =>
     const processBatch = Effect.fn("Processor.processBatch")(function*(batch: Batch.Batch) {
       const checkpointIds = Batch.itemCheckpointIds(batch)
       const items = batch.items
-      for (let i = 0; i < items.length; i++) {
-        const handler = handlerFor(items[i]!)
-        if (handler === undefined) continue
-        contexts.setCurrent(items[i]!, checkpointIds[i]!)
-        // Preload runs are best effort: they only record what to load.
-        yield* Effect.exit(handler(items[i]!, contexts.preload))
+      let pending: Array<number> = []
+      for (let i = 0; i < items.length; i++) if (handlerFor(items[i]!) !== undefined) pending.push(i)
+      for (let round = 0; round < preloadRounds && pending.length > 0; round++) {
+        const stopped: Array<number> = []
+        for (const i of pending) {
+          contexts.setCurrent(items[i]!, checkpointIds[i]!)
+          // Preload runs are best effort: they only record what to load.
+          yield* Effect.exit(handlerFor(items[i]!)!(items[i]!, contexts.preload))
+          if (contexts.preloadStopped()) stopped.push(i)
+        }
+        yield* contexts.load
+        pending = stopped
       }
-      yield* contexts.load
       for (let i = 0; i < items.length; i++) {
         const event = items[i]!
         const handler = handlerFor(event)
