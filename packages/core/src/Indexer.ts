@@ -7,6 +7,7 @@ import type * as Entity from "./Entity.js"
 import { IndexerDefinitionError } from "./Errors.js"
 import type { Event } from "./Event.js"
 import type * as ExternalEffect from "./ExternalEffect.js"
+import { reservedNames } from "./HandlerContext.js"
 import type { Context } from "./HandlerContext.js"
 import type * as Source from "./Source.js"
 
@@ -120,6 +121,7 @@ export const validate = (indexer: Indexer, path: string): Effect.Effect<Indexer,
       if (typeof entity?.name !== "string" || entity.schema === undefined) return fail(`entities[${i}]`, "is not an Entity.make(...) definition")
       if (!identifierPattern.test(entity.name)) return fail(`entities[${i}].name`, `"${entity.name}" is not a valid identifier ([A-Za-z_][A-Za-z0-9_]*)`)
       if (seen.has(entity.name)) return fail(`entities[${i}].name`, `duplicate entity name "${entity.name}"`)
+      if (reservedNames.includes(entity.name)) return fail(`entities[${i}].name`, `"${entity.name}" is reserved by the handler context`)
       seen.add(entity.name)
       if (!("id" in entity.fields)) return fail(`entities[${i}].fields`, `entity "${entity.name}" needs an id field`)
       for (const field of Object.keys(entity.fields)) {

@@ -1,6 +1,6 @@
 import { assert, describe, it } from "@effect/vitest"
 import { Effect } from "effect"
-import { Config, Runtime, Source, Storage } from "@chainstore/core"
+import { Config, Errors, Indexer, Runtime, Source, Storage } from "@chainstore/core"
 import { Account, Token, TOKEN, expectedBalances, makeCounter, makeIndexer, transferBlocks } from "./fixtures.js"
 
 describe("Runtime", () => {
@@ -26,4 +26,43 @@ describe("Runtime", () => {
       void Account
       void Token
     }).pipe(Effect.provide(Storage.layerMemory), Effect.provide(Config.layer({ batchSize: 300, objectsTarget: 200 }))))
+})
+
+describe("Runtime failures", () => {
+  it.effect("a handler failure names the event; batches before it are written, its own batch is not", () =>
+    Effect.gen(function*() {
+      const blocks = transferBlocks(10, 4, 8)
+      const base = makeIndexer({ source: Source.memory(blocks).source, endBlock: 10 })
+      const transfer = base.handlers.get("ERC20")!.get("Transfer")!
+      const failing: typeof base = {
+        ...base,
+        handlers: new Map([["ERC20", new Map([["Transfer", (event, ctx) =>
+          event.blockNumber === 7 && event.logIndex === 2 ? Effect.fail("boom") : transfer(event, ctx)]])]])
+      }
+      const exit = yield* Effect.exit(Runtime.run(failing))
+      assert.strictEqual(exit._tag, "Failure")
+      const reason = exit._tag === "Failure" ? exit.cause.reasons[0] : undefined
+      const error = reason?._tag === "Fail" ? reason.error : undefined
+      assert.instanceOf(error, Errors.HandlerError)
+      const handlerError = error as Errors.HandlerError
+      assert.deepInclude(handlerError, { chainId: 1, blockNumber: 7, logIndex: 2, handler: "ERC20.Transfer" })
+      assert.match(handlerError.message, /ERC20\.Transfer failed on chain 1, block 7, log index 2, tx 0x/)
+      // One block per batch: blocks 1–6 were flushed; nothing of block 7 reached storage.
+      const memory = yield* Storage.MemoryStorage
+      const rows = yield* memory.rows("Account")
+      const expected = expectedBalances(blocks.slice(0, 6))
+      assert.strictEqual(rows.size, expected.size)
+      for (const [id, balance] of expected) assert.strictEqual((rows.get(id) as { balance: bigint }).balance, balance)
+      const status = yield* (yield* Storage.Storage).status
+      assert.strictEqual(status.chains[0]!.progressBlock, 6)
+    }).pipe(Effect.provide(Storage.layerMemory), Effect.provide(Config.layer({ batchSize: 4 }))))
+
+  it.effect("an indexer that reuses an entity name is refused, naming the file and field", () =>
+    Effect.gen(function*() {
+      const base = makeIndexer({ source: Source.memory([]).source })
+      const error = yield* Effect.flip(Indexer.validate({ ...base, entities: [Account, Account] }, "indexer.ts"))
+      assert.strictEqual(error._tag, "IndexerDefinitionError")
+      assert.strictEqual(error.path, "indexer.ts: entities[1].name")
+      assert.match(error.message, /duplicate entity name "Account"/)
+    }))
 })
