@@ -1,0 +1,596 @@
+/**
+ * PgStorage: the Storage port on Postgres (design.md §3). It uses only the abstract SqlClient, so the same
+ * code serves a Postgres server and embedded PGlite. One schema per indexer, guarded by an advisory lock held
+ * for the layer's lifetime and by a fingerprint of the entity definitions; one transaction per write.
+ */
+import { createHash } from "node:crypto"
+import { Data, Effect, Exit, Layer, Ref, Result, Scope } from "effect"
+import { SqlClient, SqlError } from "effect/sql"
+import { Batch, Change, Errors, Event, type Indexer, Storage } from "@chainstore/core"
+import * as Columns from "./Columns.js"
+import * as Statements from "./internal/Statements.js"
+import * as Tables from "./Tables.js"
+
+export interface Options {
+  /** The Postgres schema holding the indexer's tables (default "public"). */
+  readonly schema?: string | undefined
+}
+
+/** A statement of a write failed; `unit` names the entity, effect or table whose rows it carried. */
+class StatementFailed extends Data.TaggedError("StatementFailed")<{ readonly unit: string; readonly error: SqlError.SqlError }> {}
+
+type Row = Readonly<Record<string, unknown>>
+
+export const make = (options: Options = {}) =>
+  Effect.gen(function*() {
+    const sql = yield* SqlClient.SqlClient
+    const layerScope = yield* Effect.scope
+    const schema = options.schema ?? "public"
+    const layoutRef = yield* Ref.make<Tables.Layout | undefined>(undefined)
+    const lockedRef = yield* Ref.make(false)
+
+    const query = <A extends object = Row>(operation: string, text: string, params: ReadonlyArray<unknown> = []) =>
+      sql.unsafe<A>(text, params).pipe(Effect.mapError((error) => fromSqlError(operation, error)))
+
+    const transaction = <A, E, R>(operation: string, effect: Effect.Effect<A, E, R>) =>
+      sql.withTransaction(effect).pipe(
+        Effect.mapError((error): E | Errors.StorageError => (SqlError.isSqlError(error) ? fromSqlError(operation, error) : error))
+      )
+
+    const initialized = (operation: string) =>
+      Effect.flatMap(Ref.get(layoutRef), (layout) =>
+        layout === undefined
+          ? Effect.fail(storageError(operation, `storage for schema "${schema}" is not initialized: call initialize first`))
+          : Effect.succeed(layout))
+
+    const entityTable = (operation: string, layout: Tables.Layout, entity: string) => {
+      const table = layout.entities.find((t) => t.entity === entity)
+      return table === undefined
+        ? Effect.fail(storageError(operation, `unknown entity "${entity}"`))
+        : Effect.succeed(table)
+    }
+
+    const effectTable = (operation: string, layout: Tables.Layout, effect: string) => {
+      const table = layout.effects.find((t) => t.effect === effect)
+      return table === undefined
+        ? Effect.fail(storageError(operation, `unknown effect "${effect}"`))
+        : Effect.succeed(table)
+    }
+
+    /** Runs pure encoding/decoding code that throws on values it cannot handle. */
+    const attempt = <A>(operation: string, what: string, f: () => A) =>
+      Effect.try({ try: f, catch: (cause) => storageError(operation, `${what}: ${describe(cause)}`, cause) })
+
+    // The advisory lock lives on a reserved connection in a scope under the layer's: held until the layer closes.
+    const lock = Effect.gen(function*() {
+      if (yield* Ref.get(lockedRef)) return
+      const scope = yield* Scope.fork(layerScope, "sequential")
+      const key = advisoryKey(schema)
+      const acquired = yield* Effect.gen(function*() {
+        const connection = yield* sql.reserve
+        const rows: ReadonlyArray<{ readonly locked?: unknown }> = yield* connection.execute(
+          `SELECT pg_try_advisory_lock($1::int8) AS "locked"`,
+          [key],
+          undefined
+        )
+        if (rows[0]?.locked !== true) return false
+        yield* Effect.addFinalizer(() => Effect.ignore(connection.execute(`SELECT pg_advisory_unlock($1::int8)`, [key], undefined)))
+        return true
+      }).pipe(
+        Scope.provide(scope),
+        Effect.mapError((error) => fromSqlError("initialize", error)),
+        Effect.onError(() => Scope.close(scope, Exit.void))
+      )
+      if (!acquired) {
+        yield* Scope.close(scope, Exit.void)
+        return yield* storageError(
+          "initialize",
+          `schema "${schema}" is in use by another chainstore process (its advisory lock is held): stop that process or use another schema`
+        )
+      }
+      yield* Ref.set(lockedRef, true)
+    })
+
+    const readResume = (operation: string) =>
+      Effect.gen(function*() {
+        const state = yield* query<{ readonly committed: string }>(operation, Statements.selectState(schema))
+        const chains = yield* query<ChainRow>(operation, Statements.selectChains(schema))
+        return {
+          committedCheckpointId: BigInt(state[0]?.committed ?? "0"),
+          chains: chains.map(decodeChain)
+        } satisfies Storage.ResumeState
+      })
+
+    const initialize = Effect.fn("PgStorage.initialize")(function*(indexer: Indexer.Indexer) {
+      const layout = Tables.make(indexer, schema)
+      if (Result.isFailure(layout)) return yield* storageError("initialize", `invalid identifier: ${layout.failure}`)
+      yield* lock
+      const defs = Tables.definitions(layout.success)
+      const fingerprint = Tables.fingerprint(defs)
+      yield* transaction(
+        "initialize",
+        Effect.gen(function*() {
+          const run = (text: string, params?: ReadonlyArray<unknown>) => query("initialize", text, params)
+          yield* run(Statements.createSchema(schema))
+          yield* run(Statements.createState(schema))
+          const stored = yield* query<StateRow>("initialize", Statements.selectState(schema))
+          const state = stored[0]
+          if (state === undefined) {
+            yield* run(Statements.insertState(schema), [Tables.schemaVersion, fingerprint, JSON.stringify(defs)])
+          } else if (state.schema_version !== Tables.schemaVersion) {
+            return yield* storageError(
+              "initialize",
+              `schema "${schema}" was written by chainstore storage version ${state.schema_version}, this build uses version ${Tables.schemaVersion}. ${resetHint}`
+            )
+          } else if (state.entities_hash !== fingerprint) {
+            const differences = Tables.diff(state.entities as Tables.Definitions, defs)
+            return yield* storageError(
+              "initialize",
+              `schema "${schema}" holds tables of different entity definitions: ${differences.join("; ")}. ${resetHint}`
+            )
+          }
+          yield* run(Statements.createChains(schema))
+          yield* run(Statements.createCheckpoints(schema))
+          yield* run(Statements.createCheckpointsIndex(schema))
+          for (const table of layout.success.entities) {
+            yield* run(Statements.createEntity(schema, table))
+            yield* run(Statements.createHistory(schema, table))
+            yield* run(Statements.createHistoryIndex(schema, table))
+            for (const column of table.indexes) yield* run(Statements.createEntityIndex(schema, table, column))
+          }
+          for (const table of layout.success.effects) yield* run(Statements.createEffect(schema, table))
+          if (layout.success.rawEvents) {
+            yield* run(Statements.createRawEvents(schema))
+            yield* run(Statements.createRawEventsIndex(schema))
+          }
+          if (indexer.chains.length > 0) {
+            yield* run(Statements.insertChains(schema), [
+              Columns.arrayLiteral(indexer.chains.map((c) => String(c.id))),
+              Columns.arrayLiteral(indexer.chains.map((c) => String(c.startBlock))),
+              Columns.arrayLiteral(indexer.chains.map((c) => (c.endBlock === undefined ? null : String(c.endBlock)))),
+              Columns.arrayLiteral(indexer.chains.map((c) => String(c.reorgWindow ?? defaultReorgWindow)))
+            ])
+          }
+        })
+      )
+      yield* Ref.set(layoutRef, layout.success)
+      return yield* readResume("initialize")
+    })
+
+    const loadByIds = Effect.fn("PgStorage.loadByIds")(function*(entity: string, ids: ReadonlyArray<string>) {
+      const layout = yield* initialized("loadByIds")
+      const table = yield* entityTable("loadByIds", layout, entity)
+      if (ids.length === 0) return []
+      const rows = yield* query("loadByIds", Statements.selectByIds(schema, table), [Columns.arrayLiteral(ids)])
+      return yield* attempt("loadByIds", `cannot decode ${entity} rows`, () => rows.map((row) => Columns.decodeRow(table.columns, row)))
+    })
+
+    const loadByField = Effect.fn("PgStorage.loadByField")(function*(entity: string, field: string, op: "eq" | "gt" | "lt", value: unknown) {
+      const layout = yield* initialized("loadByField")
+      const table = yield* entityTable("loadByField", layout, entity)
+      const column = table.columns.find((c) => c.field === field)
+      if (column === undefined) return yield* storageError("loadByField", `entity "${entity}" has no field "${field}"`)
+      let rows: ReadonlyArray<Row>
+      if (value === null || value === undefined) {
+        if (op !== "eq") return []
+        rows = yield* query("loadByField", Statements.selectByNull(schema, table, column))
+      } else {
+        const param = yield* attempt("loadByField", `cannot encode ${entity}.${field} value`, () => column.encode(value))
+        rows = yield* query("loadByField", Statements.selectByField(schema, table, column, op), [param])
+      }
+      return yield* attempt("loadByField", `cannot decode ${entity} rows`, () => rows.map((row) => Columns.decodeRow(table.columns, row)))
+    })
+
+    const loadEffectEntries = Effect.fn("PgStorage.loadEffectEntries")(function*(effect: string, keys: ReadonlyArray<string>) {
+      const layout = yield* initialized("loadEffectEntries")
+      const table = yield* effectTable("loadEffectEntries", layout, effect)
+      if (keys.length === 0) return []
+      const rows = yield* query<{ readonly id: string; readonly output: unknown }>(
+        "loadEffectEntries",
+        Statements.selectEffects(schema, table),
+        [Columns.arrayLiteral(keys)]
+      )
+      return rows.map((row) => ({ key: row.id, output: row.output }))
+    })
+
+    const writeBatch = Effect.fn("PgStorage.writeBatch")(function*(plan: Storage.WritePlan) {
+      const layout = yield* initialized("writeBatch")
+      // NUL bytes are rare: only a failed attempt pays for stripping them, and only in the offending unit's rows.
+      const write = (strip: ReadonlySet<string>): Effect.Effect<void, Errors.StorageError> =>
+        transaction("writeBatch", writeSteps(sql, schema, layout, plan, strip)).pipe(
+          Effect.catchTag("StatementFailed", (failed: StatementFailed) =>
+            isNulError(failed.error) && !strip.has(failed.unit)
+              ? write(new Set([...strip, failed.unit]))
+              : Effect.fail(fromSqlError("writeBatch", failed.error, failed.unit)))
+        )
+      yield* write(new Set())
+    })
+
+    const writeChainMeta = Effect.fn("PgStorage.writeChainMeta")(function*(meta: ReadonlyArray<Storage.ChainMeta>) {
+      yield* initialized("writeChainMeta")
+      if (meta.length === 0) return
+      yield* query("writeChainMeta", Statements.updateChainMeta(schema), chainMetaParams(meta))
+    })
+
+    const rollbackTarget = Effect.fn("PgStorage.rollbackTarget")(function*(chainId: number, blockNumber: number) {
+      yield* initialized("rollbackTarget")
+      const rows = yield* query<{ readonly target: string }>("rollbackTarget", Statements.rollbackTarget(schema), [String(chainId), String(blockNumber)])
+      return BigInt(rows[0]?.target ?? "0")
+    })
+
+    const readRollbackDiff = Effect.fn("PgStorage.readRollbackDiff")(function*(target: bigint) {
+      const layout = yield* initialized("readRollbackDiff")
+      const entities: Array<{ entity: string; changes: Array<Change.Change<unknown>> }> = []
+      for (const table of layout.entities) {
+        const rows = yield* query("readRollbackDiff", Statements.rollbackDiff(schema, table), [String(target)])
+        if (rows.length === 0) continue
+        const changes = yield* attempt("readRollbackDiff", `cannot decode ${table.entity} history`, () =>
+          rows.map((row) => {
+            const id = row.chainstore_diff_id as string
+            return row.chainstore_change === "SET"
+              ? Change.set<unknown>(id, Columns.decodeRow(table.columns, row), 0n)
+              : Change.del<unknown>(id, 0n)
+          }))
+        entities.push({ entity: table.entity, changes })
+      }
+      const chains = yield* query<{ readonly chain_id: string; readonly progress_block: string; readonly events: string }>(
+        "readRollbackDiff",
+        Statements.rollbackProgress(schema),
+        [String(target)]
+      )
+      return {
+        entities,
+        chains: chains.map((c) => ({ chainId: Number(c.chain_id), progressBlock: Number(c.progress_block), eventsProcessedDiff: Number(c.events) }))
+      } satisfies Storage.RollbackDiff
+    })
+
+    const storedBlockHashes = Effect.fn("PgStorage.storedBlockHashes")(function*(chainId: number, fromBlock: number) {
+      yield* initialized("storedBlockHashes")
+      const rows = yield* query<{ readonly block_number: string; readonly block_hash: string }>(
+        "storedBlockHashes",
+        Statements.storedBlockHashes(schema),
+        [String(chainId), String(fromBlock)]
+      )
+      return rows.map((r) => ({ number: Number(r.block_number), hash: r.block_hash }))
+    })
+
+    const pruneHistory = Effect.fn("PgStorage.pruneHistory")(function*(safe: bigint) {
+      const layout = yield* initialized("pruneHistory")
+      yield* transaction(
+        "pruneHistory",
+        Effect.gen(function*() {
+          for (const table of layout.entities) yield* query("pruneHistory", Statements.pruneHistory(schema, table), [String(safe)])
+          yield* query("pruneHistory", Statements.pruneCheckpoints(schema), [String(safe)])
+        })
+      )
+    })
+
+    const status = Effect.gen(function*() {
+      const layout = yield* initialized("status")
+      const resume = yield* readResume("status")
+      const tables = [...layout.entities.map((t) => t.name), ...layout.effects.map((t) => t.name)]
+      const counts = new Map<string, number>()
+      if (tables.length > 0) {
+        const rows = yield* query<{ readonly name: string; readonly rows: string }>("status", Statements.countRows(schema, tables), tables)
+        for (const row of rows) counts.set(row.name, Number(row.rows))
+      }
+      return {
+        ...resume,
+        entityCounts: layout.entities.map((t) => ({ entity: t.entity, rows: counts.get(t.name) ?? 0 })),
+        effectCounts: layout.effects.map((t) => ({ effect: t.effect, rows: counts.get(t.name) ?? 0 }))
+      } satisfies Storage.Status
+    }).pipe(Effect.withSpan("PgStorage.status"))
+
+    const reset = Effect.gen(function*() {
+      yield* lock
+      if (schema !== "public") {
+        yield* query("reset", Statements.dropSchema(schema))
+      } else {
+        // Tables of the current layout, of the stored definitions (possibly older), and any chainstore_ table.
+        const tables = new Set<string>()
+        const layout = yield* Ref.get(layoutRef)
+        if (layout !== undefined) for (const t of Tables.allTables(layout)) tables.add(t)
+        const exists = yield* query<{ readonly exists: boolean }>("reset", Statements.tableExists, [Statements.qualifiedName(schema, Tables.state)])
+        if (exists[0]?.exists === true) {
+          const state = yield* query<StateRow>("reset", Statements.selectState(schema))
+          for (const def of (state[0]?.entities ?? []) as Tables.Definitions) {
+            tables.add(def.table)
+            tables.add(Tables.historyPrefix + def.table)
+          }
+        }
+        const internal = yield* query<{ readonly tablename: string }>("reset", Statements.listChainstoreTables, [schema])
+        for (const row of internal) tables.add(row.tablename)
+        if (tables.size > 0) yield* query("reset", Statements.dropTables(schema, [...tables]))
+      }
+      yield* Ref.set(layoutRef, undefined)
+    }).pipe(Effect.withSpan("PgStorage.reset"))
+
+    return Storage.Storage.of({
+      initialize,
+      loadByIds,
+      loadByField,
+      loadEffectEntries,
+      writeBatch,
+      writeChainMeta,
+      rollbackTarget,
+      readRollbackDiff,
+      storedBlockHashes,
+      pruneHistory,
+      status,
+      reset
+    })
+  })
+
+/** Storage on the SqlClient in context, in `options.schema` (default "public"). */
+export const layer = (options: Options = {}): Layer.Layer<Storage.Storage, never, SqlClient.SqlClient> =>
+  Layer.effect(Storage.Storage, make(options))
+
+// ---------------------------------------------------------------------------------------------------------------
+// The write transaction (design.md §3)
+
+const writeSteps = (
+  sql: SqlClient.SqlClient,
+  schema: string,
+  layout: Tables.Layout,
+  plan: Storage.WritePlan,
+  strip: ReadonlySet<string>
+): Effect.Effect<void, StatementFailed | Errors.StorageError> =>
+  Effect.gen(function*() {
+    const step = (unit: string, text: string, params: ReadonlyArray<unknown>) =>
+      Effect.asVoid(sql.unsafe(text, params)).pipe(Effect.mapError((error) => new StatementFailed({ unit, error })))
+    // One statement per chunk: rows are split only when a statement's text would pass the size budget.
+    const bulk = (unit: string, text: string, columns: ReadonlyArray<ReadonlyArray<string | null>>) =>
+      Effect.forEach(
+        Columns.chunkRanges(columns, maxStatementChars),
+        ([from, to]) => step(unit, text, columns.map((c) => Columns.arrayLiteral(from === 0 && to === c.length ? c : c.slice(from, to)))),
+        { discard: true }
+      )
+    const encode = <A>(what: string, f: () => A) =>
+      Effect.try({ try: f, catch: (cause) => storageError("writeBatch", `cannot encode ${what}: ${describe(cause)}`, cause) })
+    const values = <A>(unit: string, rows: ReadonlyArray<A>): ReadonlyArray<A> =>
+      strip.has(unit) ? rows.map((row) => Columns.stripNul(row) as A) : rows
+
+    const { batch, rollback } = plan
+    const diffCheckpoint = rollback?.diffCheckpointId
+    type Changes = ReadonlyArray<Change.Change<unknown>>
+    const entities: Array<{ table: Tables.EntityTable; unit: string; steps: Changes; diff: Changes }> = []
+    for (const { changes, entity } of plan.entities) {
+      const table = layout.entities.find((t) => t.entity === entity)
+      if (table === undefined) return yield* storageError("writeBatch", `unknown entity "${entity}"`)
+      const unit = `entity ${entity}`
+      const steps: Array<Change.Change<unknown>> = []
+      const diff: Array<Change.Change<unknown>> = []
+      for (const change of values(unit, changes)) (change.checkpointId === diffCheckpoint ? diff : steps).push(change)
+      entities.push({ table, unit, steps, diff })
+    }
+
+    // 0. A staged rollback: forget what came after the target, then restore the entity tables (no history).
+    if (rollback !== undefined) {
+      const target = [String(rollback.targetCheckpointId)]
+      for (const table of layout.entities) yield* step(`entity ${table.entity}`, Statements.deleteAfter(schema, table.history, "chainstore_checkpoint_id"), target)
+      yield* step("checkpoints", Statements.deleteAfter(schema, Tables.checkpoints, "id"), target)
+      for (const table of layout.effects) {
+        if (table.reorgSensitive) yield* step(`effect ${table.effect}`, Statements.deleteAfter(schema, table.name, "checkpoint_id"), target)
+      }
+      if (layout.rawEvents) yield* step("raw events", Statements.deleteAfter(schema, Tables.rawEvents, "checkpoint_id"), target)
+      for (const { diff, table, unit } of entities) yield* applyLatest(step, bulk, encode, schema, table, unit, diff)
+    }
+
+    // 1. History inside the reorg threshold: first the pre-run value of ids without history, then every step.
+    if (batch.isInReorgThreshold) {
+      for (const { steps, table, unit } of entities) {
+        if (steps.length === 0) continue
+        const ids = [...new Set(steps.map((c) => c.entityId))]
+        yield* step(unit, Statements.backfillHistory(schema, table), [Columns.arrayLiteral(ids)])
+        const rows = dedupeHistory(steps)
+        const columns = yield* encode(`${table.entity} history`, () => [
+          ...Columns.encodeColumns(table.columns, rows.map((c) => (c._tag === "Set" ? c.entity : { id: c.entityId }))),
+          rows.map((c) => c.checkpointId.toString()),
+          rows.map((c) => (c._tag === "Set" ? "SET" : "DELETE"))
+        ])
+        yield* bulk(unit, Statements.insertHistory(schema, table), columns)
+      }
+    }
+
+    // 2. Entity tables: the latest change per id.
+    for (const { steps, table, unit } of entities) yield* applyLatest(step, bulk, encode, schema, table, unit, steps)
+
+    // 3. Raw events, built from the batch items.
+    if (layout.rawEvents && batch.items.length > 0) {
+      const unit = "raw events"
+      const checkpointIds = Batch.itemCheckpointIds(batch)
+      const columns = yield* encode("raw events", () => rawEventColumns(values(unit, batch.items), checkpointIds))
+      yield* bulk(unit, Statements.insertRawEvents(schema), columns)
+    }
+
+    // 4. Effect cache rows.
+    for (const { effect, rows } of plan.effects) {
+      if (rows.length === 0) continue
+      const table = layout.effects.find((t) => t.effect === effect)
+      if (table === undefined) return yield* storageError("writeBatch", `unknown effect "${effect}"`)
+      const unit = `effect ${effect}`
+      const latest = values(unit, [...new Map(rows.map((r) => [r.key, r])).values()])
+      const columns = yield* encode(`${effect} outputs`, () => [
+        latest.map((r) => r.key),
+        latest.map((r) => Columns.stringifyJson(r.output)),
+        latest.map((r) => r.checkpointId.toString())
+      ])
+      yield* bulk(unit, Statements.upsertEffect(schema, table), columns)
+    }
+
+    // 5. Checkpoints (inside the threshold), chain progress, the committed frontier.
+    if (batch.isInReorgThreshold && batch.checkpointIds.length > 0) {
+      const unit = "checkpoints"
+      const hashes = values(unit, batch.checkpointBlockHashes)
+      yield* bulk(unit, Statements.insertCheckpoints(schema), [
+        batch.checkpointIds.map((id) => id.toString()),
+        batch.checkpointChainIds.map(String),
+        batch.checkpointBlockNumbers.map(String),
+        hashes,
+        batch.checkpointEventsProcessed.map(String)
+      ])
+    }
+    if (batch.progress.length > 0) {
+      yield* step("chains", Statements.updateProgress(schema), [
+        Columns.arrayLiteral(batch.progress.map((p) => String(p.chainId))),
+        Columns.arrayLiteral(batch.progress.map((p) => String(p.progressBlock))),
+        Columns.arrayLiteral(batch.progress.map((p) => String(p.sourceBlock))),
+        Columns.arrayLiteral(batch.progress.map((p) => String(p.eventsProcessed))),
+        Columns.arrayLiteral(batch.progress.map((p) => (p.firstEventBlock === undefined ? null : String(p.firstEventBlock))))
+      ])
+    }
+    yield* step("state", Statements.updateCommitted(schema), [plan.committedCheckpointId.toString()])
+
+    // 6. Chain metadata.
+    if (plan.chainMeta !== undefined && plan.chainMeta.length > 0) {
+      yield* step("chains", Statements.updateChainMeta(schema), chainMetaParams(plan.chainMeta))
+    }
+  })
+
+/** Upserts the latest Set and deletes the latest Delete of each id among `changes`. */
+const applyLatest = (
+  step: (unit: string, text: string, params: ReadonlyArray<unknown>) => Effect.Effect<void, StatementFailed>,
+  bulk: (unit: string, text: string, columns: ReadonlyArray<ReadonlyArray<string | null>>) => Effect.Effect<void, StatementFailed>,
+  encode: <A>(what: string, f: () => A) => Effect.Effect<A, Errors.StorageError>,
+  schema: string,
+  table: Tables.EntityTable,
+  unit: string,
+  changes: ReadonlyArray<Change.Change<unknown>>
+) =>
+  Effect.gen(function*() {
+    if (changes.length === 0) return
+    const latest = new Map<string, Change.Change<unknown>>()
+    for (const change of changes) {
+      const seen = latest.get(change.entityId)
+      if (seen === undefined || seen.checkpointId <= change.checkpointId) latest.set(change.entityId, change)
+    }
+    const sets: Array<unknown> = []
+    const deletes: Array<string> = []
+    for (const change of latest.values()) {
+      if (change._tag === "Set") sets.push(change.entity)
+      else deletes.push(change.entityId)
+    }
+    if (sets.length > 0) {
+      const columns = yield* encode(`${table.entity} rows`, () => Columns.encodeColumns(table.columns, sets))
+      yield* bulk(unit, Statements.upsert(schema, table), columns)
+    }
+    if (deletes.length > 0) yield* step(unit, Statements.deleteIds(schema, table.name), [Columns.arrayLiteral(deletes)])
+  })
+
+/** One history row per (id, checkpoint): the last change of an id within a checkpoint is its step. */
+const dedupeHistory = (changes: ReadonlyArray<Change.Change<unknown>>): Array<Change.Change<unknown>> => {
+  const byKey = new Map<string, Change.Change<unknown>>()
+  for (const change of changes) byKey.set(`${change.checkpointId}:${change.entityId}`, change)
+  return byKey.size === changes.length ? [...changes] : [...byKey.values()]
+}
+
+/** Raw event rows, column by column, in the order of `Statements.insertRawEvents`. */
+const rawEventColumns = (items: ReadonlyArray<Event.Event>, checkpointIds: ReadonlyArray<bigint>): Array<Array<string | null>> => {
+  const n = items.length
+  const [eventId, chainId, eventName, contractName, blockNumber, logIndex, srcAddress, blockHash, blockTimestamp, blockFields, transactionFields, params, checkpointId] =
+    Array.from({ length: 13 }, () => new Array<string | null>(n)) as [Array<string | null>, ...Array<Array<string | null>>] & { length: 13 }
+  for (let i = 0; i < n; i++) {
+    const e = items[i]!
+    eventId[i] = Event.id(e)
+    chainId![i] = String(e.chainId)
+    eventName![i] = e.eventName
+    contractName![i] = e.contractName
+    blockNumber![i] = String(e.blockNumber)
+    logIndex![i] = String(e.logIndex)
+    srcAddress![i] = e.srcAddress
+    blockHash![i] = e.blockHash
+    blockTimestamp![i] = String(e.blockTimestamp)
+    // No block fields beyond number, hash and timestamp are selected yet; the column keeps the raw event shape.
+    blockFields![i] = "{}"
+    transactionFields![i] = Columns.stringifyJson({ hash: e.transactionHash })
+    params![i] = Columns.stringifyJson(e.params)
+    checkpointId![i] = checkpointIds[i]?.toString() ?? null
+  }
+  return [eventId, chainId!, eventName!, contractName!, blockNumber!, logIndex!, srcAddress!, blockHash!, blockTimestamp!, blockFields!, transactionFields!, params!, checkpointId!]
+}
+
+const chainMetaParams = (meta: ReadonlyArray<Storage.ChainMeta>): ReadonlyArray<string> => [
+  Columns.arrayLiteral(meta.map((m) => String(m.chainId))),
+  Columns.arrayLiteral(meta.map((m) => String(m.sourceBlock))),
+  Columns.arrayLiteral(meta.map((m) => String(m.bufferBlock))),
+  Columns.arrayLiteral(meta.map((m) => (m.firstEventBlock === undefined ? null : String(m.firstEventBlock)))),
+  Columns.arrayLiteral(meta.map((m) => (m.readyAt === undefined ? null : m.readyAt.toISOString())))
+]
+
+// ---------------------------------------------------------------------------------------------------------------
+// Helpers
+
+const defaultReorgWindow = 200
+const maxStatementChars = 32 * 1024 * 1024
+const resetHint = "Run `chainstore db reset` to drop the stored tables and index from the start."
+
+interface StateRow {
+  readonly schema_version: number
+  readonly entities_hash: string
+  readonly entities: unknown
+  readonly committed: string
+}
+
+interface ChainRow {
+  readonly chain_id: string
+  readonly start_block: string
+  readonly end_block: string | null
+  readonly progress_block: string
+  readonly source_block: string
+  readonly events_processed: string
+  readonly first_event_block: string | null
+  readonly ready_at: Date | null
+  readonly reorg_window: number
+}
+
+const decodeChain = (row: ChainRow): Storage.ChainState => ({
+  chainId: Number(row.chain_id),
+  startBlock: Number(row.start_block),
+  endBlock: row.end_block === null ? undefined : Number(row.end_block),
+  progressBlock: Number(row.progress_block),
+  sourceBlock: Number(row.source_block),
+  eventsProcessed: Number(row.events_processed),
+  firstEventBlock: row.first_event_block === null ? undefined : Number(row.first_event_block),
+  readyAt: row.ready_at ?? undefined,
+  reorgWindow: row.reorg_window
+})
+
+/** The advisory lock key of a schema: 64 bits of a hash, so different schemas of one database do not contend. */
+const advisoryKey = (schema: string): string =>
+  BigInt.asIntN(64, BigInt(`0x${createHash("sha256").update(`chainstore:${schema}`).digest("hex").slice(0, 16)}`)).toString()
+
+const storageError = (operation: string, message: string, cause?: unknown) =>
+  new Errors.StorageError({ operation, message, isRetryable: false, ...(cause === undefined ? {} : { cause }) })
+
+/** SQLSTATEs worth re-running a whole transaction for: the server went away or a concurrent one won. */
+const retryableStates = new Set(["57P01", "57P02", "57P03", "40001", "40P01"])
+
+const sqlState = (error: SqlError.SqlError): string | undefined => {
+  const cause: unknown = error.reason.cause
+  if (typeof cause !== "object" || cause === null || !("code" in cause)) return undefined
+  return typeof cause.code === "string" ? cause.code : undefined
+}
+
+const fromSqlError = (operation: string, error: SqlError.SqlError, unit?: string): Errors.StorageError => {
+  const code = sqlState(error)
+  const detail = describe(error.reason.cause) || error.reason.message || error.message
+  return new Errors.StorageError({
+    operation,
+    message: redact(`${unit === undefined ? "" : `${unit}: `}${error.reason._tag}: ${detail}${code === undefined ? "" : ` (SQLSTATE ${code})`}`),
+    isRetryable: error.isRetryable || (code !== undefined && (retryableStates.has(code) || code.startsWith("08"))),
+    cause: error
+  })
+}
+
+/** Postgres refuses NUL in text (22021) and in jsonb escapes (22P05). */
+const isNulError = (error: SqlError.SqlError): boolean => {
+  const code = sqlState(error)
+  const message = describe(error.reason.cause)
+  return (code === "22021" && message.includes("0x00")) || (code === "22P05" && /unsupported Unicode escape sequence|\\u0000/.test(message))
+}
+
+const describe = (cause: unknown): string => (cause instanceof Error ? cause.message : String(cause))
+
+/** Hides passwords of connection strings and key=value settings that an error message may quote. */
+const redact = (message: string): string =>
+  message.replace(/(\w+:\/\/[^:/@\s]*:)[^@\s]*@/g, "$1***@").replace(/(password\s*=\s*)\S+/gi, "$1***")

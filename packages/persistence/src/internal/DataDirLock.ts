@@ -1,0 +1,89 @@
+/**
+ * The pid lock file of an embedded data dir: one process (and one layer in it) at a time. A lock whose holder
+ * is gone — its pid is dead, or it is this pid from an earlier start — is stale and taken over.
+ */
+import { randomUUID } from "node:crypto"
+import * as fs from "node:fs"
+import * as path from "node:path"
+import { Effect, Result, type Scope } from "effect"
+import { Errors } from "@chainstore/core"
+
+export const fileName = "chainstore.lock"
+
+interface Holder {
+  readonly pid: number
+  /** When the holder process started (ms since epoch): tells a reused pid from the original holder. */
+  readonly startedAt: number
+  readonly token: string
+}
+
+/** Holds the lock on `dataDir` until the scope closes. */
+export const acquire = (dataDir: string): Effect.Effect<void, Errors.StorageError, Scope.Scope> =>
+  Effect.acquireRelease(
+    Effect.try({
+      try: () => take(dataDir),
+      catch: (cause) => new Errors.StorageError({ operation: "open", message: `cannot lock data dir ${dataDir}: ${String(cause)}`, isRetryable: false, cause })
+    }).pipe(
+      Effect.flatMap(Result.match({
+        onSuccess: Effect.succeed,
+        onFailure: (message) => Effect.fail(new Errors.StorageError({ operation: "open", message, isRetryable: false }))
+      }))
+    ),
+    (holder) => Effect.sync(() => release(dataDir, holder))
+  ).pipe(Effect.asVoid)
+
+const processStartedAt = (): number => Date.now() - process.uptime() * 1000
+
+// Two readings of the process start time differ by clock jitter only; a restarted process differs by far more.
+const sameProcessStart = (a: number, b: number): boolean => Math.abs(a - b) < 50
+
+const isAlive = (pid: number): boolean => {
+  try {
+    process.kill(pid, 0)
+    return true
+  } catch (error) {
+    // EPERM: the process exists but belongs to someone else.
+    return (error as NodeJS.ErrnoException).code === "EPERM"
+  }
+}
+
+const read = (file: string): Holder | undefined => {
+  try {
+    const parsed: unknown = JSON.parse(fs.readFileSync(file, "utf8"))
+    if (typeof parsed !== "object" || parsed === null) return undefined
+    const { pid, startedAt, token } = parsed as Record<string, unknown>
+    return typeof pid === "number" && typeof startedAt === "number" && typeof token === "string" ? { pid, startedAt, token } : undefined
+  } catch {
+    return undefined
+  }
+}
+
+const isHeld = (holder: Holder | undefined): holder is Holder =>
+  holder !== undefined && isAlive(holder.pid) && (holder.pid !== process.pid || sameProcessStart(holder.startedAt, processStartedAt()))
+
+// Synchronous file calls, run inside Effect.try by `acquire`: fs errors throw, a held lock is a failure message.
+const take = (dataDir: string): Result.Result<Holder, string> => {
+  fs.mkdirSync(dataDir, { recursive: true })
+  const file = path.join(dataDir, fileName)
+  const holder: Holder = { pid: process.pid, startedAt: processStartedAt(), token: randomUUID() }
+  for (let attempt = 0; attempt < 2; attempt++) {
+    try {
+      fs.writeFileSync(file, JSON.stringify(holder), { flag: "wx", mode: 0o600 })
+      return Result.succeed(holder)
+    } catch (error) {
+      if ((error as NodeJS.ErrnoException).code !== "EEXIST") throw error
+      const current = read(file)
+      if (isHeld(current)) {
+        const who = current.pid === process.pid ? " (this process)" : ""
+        return Result.fail(`data dir ${dataDir} is in use by process ${current.pid}${who}; stop it first (lock file ${file})`)
+      }
+      fs.rmSync(file, { force: true })
+    }
+  }
+  return Result.fail(`data dir ${dataDir}: another process took the lock file ${file} first`)
+}
+
+const release = (dataDir: string, holder: Holder): void => {
+  const file = path.join(dataDir, fileName)
+  if (read(file)?.token === holder.token) fs.rmSync(file, { force: true })
+}
