@@ -70,7 +70,7 @@ export class DeepReorgError extends Schema.TaggedError<DeepReorgError>()("DeepRe
   reorgWindow: Schema.Number
 }) {
   override get message(): string {
-    return `Reorg on chain ${this.chainId} at block ${this.blockNumber} is ${this.depth} blocks deep, beyond the reorg window of ${this.reorgWindow}`
+    return `Reorg on chain ${this.chainId} at block ${this.blockNumber} is at least ${this.depth} blocks deep, beyond the reorg window of ${this.reorgWindow} blocks; nothing stored can restore it (raise the chain's reorgWindow)`
   }
 }
 

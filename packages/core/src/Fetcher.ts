@@ -5,6 +5,7 @@
  */
 import { Effect } from "effect"
 import type * as Batch from "./Batch.js"
+import { DeepReorgError } from "./Errors.js"
 import type { SourceError } from "./Errors.js"
 import type { Event } from "./Event.js"
 import * as Indexer from "./Indexer.js"
@@ -35,6 +36,12 @@ export interface ChainCursor {
   readyAt: Date | undefined
   buffer: Array<BufferedBlock>
   bufferedEvents: number
+  /** Hashes of fetched blocks inside the reorg window, for the reorg detector. */
+  readonly hashes: Map<number, string>
+  /** Checkpoints of this chain still inside its window, oldest first; see `safeCheckpoint`. */
+  windowCheckpoints: Array<{ readonly id: bigint; readonly block: number }>
+  /** The newest checkpoint of this chain that fell out of its window. */
+  lastSafeCheckpoint: bigint | undefined
 }
 
 export interface Options {
@@ -46,6 +53,8 @@ export interface Options {
 
 export type Next =
   | { readonly _tag: "Batch"; readonly batch: Batch.Batch }
+  /** A block hash changed inside the window: roll back to `forkBlock`, the last block both chains share. */
+  | { readonly _tag: "Reorg"; readonly chainId: number; readonly forkBlock: number; readonly detectedAt: number }
   /** Nothing new yet; try again after a pause. */
   | { readonly _tag: "Idle" }
   /** Every chain reached its end. */
@@ -54,13 +63,18 @@ export type Next =
 export const contractsOf = (indexer: Indexer.Indexer, chain: Indexer.Chain): ReadonlyArray<ContractInfo> =>
   chain.contracts.map((c) => ({ name: c.name, abi: c.abi, addresses: Indexer.addressesOf(c), events: Indexer.handledEvents(indexer, c.name) }))
 
-export const makeCursor = (chain: Indexer.Chain, source: ChainSource, resumed: ChainState | undefined): ChainCursor => {
+export const makeCursor = (
+  chain: Indexer.Chain,
+  source: ChainSource,
+  resumed: ChainState | undefined,
+  storedHashes: ReadonlyArray<{ readonly number: number; readonly hash: string }>
+): ChainCursor => {
   const progress = resumed?.progressBlock ?? chain.startBlock - 1
   return {
     chainId: chain.id,
     source,
     startBlock: chain.startBlock,
-    endBlock: chain.endBlock,
+    endBlock: chain.endBlock === undefined ? source.endBlock : Math.min(chain.endBlock, source.endBlock ?? chain.endBlock),
     reorgWindow: chain.reorgWindow ?? 200,
     progress,
     fetchedTo: progress,
@@ -69,7 +83,10 @@ export const makeCursor = (chain: Indexer.Chain, source: ChainSource, resumed: C
     firstEventBlock: resumed?.firstEventBlock,
     readyAt: resumed?.readyAt,
     buffer: [],
-    bufferedEvents: 0
+    bufferedEvents: 0,
+    hashes: new Map(storedHashes.filter((b) => b.number <= progress).map((b) => [b.number, b.hash])),
+    windowCheckpoints: [],
+    lastSafeCheckpoint: undefined
   }
 }
 
@@ -83,8 +100,25 @@ export const isDone = (cursor: ChainCursor, exitAtHead: boolean): boolean => {
   return target !== undefined && cursor.head > 0 && cursor.progress >= target
 }
 
+type Detected = { readonly forkBlock: number; readonly detectedAt: number }
+
+/**
+ * Walks back from `from` over the stored hashes inside the window to the last block whose hash the source
+ * still reports: the fork point. None left inside the window means the reorg is deeper than it.
+ */
+const findForkPoint = (cursor: ChainCursor, from: number): Effect.Effect<number, SourceError | DeepReorgError> =>
+  Effect.gen(function*() {
+    const known = [...cursor.hashes.keys()].filter((n) => n <= from).sort((a, b) => b - a)
+    for (const n of known) {
+      if ((yield* cursor.source.blockHash(n)) === cursor.hashes.get(n)) return n
+    }
+    const lowest = known[known.length - 1] ?? from
+    if (lowest <= cursor.startBlock) return cursor.startBlock - 1
+    return yield* new DeepReorgError({ chainId: cursor.chainId, blockNumber: from, depth: from - lowest + 1, reorgWindow: cursor.reorgWindow })
+  })
+
 /** Fetches ahead until the buffer holds enough events or the chain's known head is reached. */
-const fill = (cursor: ChainCursor, options: Options): Effect.Effect<void, SourceError> =>
+const fill = (cursor: ChainCursor, options: Options): Effect.Effect<Detected | undefined, SourceError | DeepReorgError> =>
   Effect.gen(function*() {
     if (cursor.head === 0 || (cursor.fetchedTo >= cursor.head && cursor.buffer.length === 0)) {
       cursor.head = yield* cursor.source.head
@@ -94,7 +128,16 @@ const fill = (cursor: ChainCursor, options: Options): Effect.Effect<void, Source
       const fromBlock = cursor.fetchedTo + 1
       const toBlock = Math.min(limit, cursor.fetchedTo + options.fetchBlockRange)
       const allBlockHashes = toBlock > cursor.head - cursor.reorgWindow
+      // The parent of the range must still be the block we saw; otherwise the chain reorganised under us.
+      const parent = cursor.hashes.get(fromBlock - 1)
+      if (parent !== undefined && allBlockHashes && (yield* cursor.source.blockHash(fromBlock - 1)) !== parent) {
+        return { forkBlock: yield* findForkPoint(cursor, fromBlock - 1), detectedAt: fromBlock - 1 }
+      }
       const result = yield* cursor.source.fetch({ fromBlock, toBlock, allBlockHashes })
+      for (const block of result.blocks) {
+        if (block.number >= cursor.head - cursor.reorgWindow) cursor.hashes.set(block.number, block.hash)
+      }
+      for (const n of cursor.hashes.keys()) if (n < cursor.head - cursor.reorgWindow) cursor.hashes.delete(n)
       const blocks = new Map<number, BufferedBlock>()
       for (const block of result.blocks) {
         if (block.number > cursor.head - cursor.reorgWindow || allBlockHashes) {
@@ -117,6 +160,7 @@ const fill = (cursor: ChainCursor, options: Options): Effect.Effect<void, Source
       }
       cursor.fetchedTo = toBlock
     }
+    return undefined
   })
 
 /** Builds the next batch from the chains' buffers; checkpoint ids continue after `processed`. */
@@ -124,11 +168,14 @@ export const nextBatch = (
   cursors: ReadonlyArray<ChainCursor>,
   processed: bigint,
   options: Options
-): Effect.Effect<Next, SourceError> =>
+): Effect.Effect<Next, SourceError | DeepReorgError> =>
   Effect.gen(function*() {
     const active = cursors.filter((c) => !isDone(c, options.exitAtHead))
     if (active.length === 0 && cursors.every((c) => c.head > 0)) return { _tag: "Done" } as const
-    yield* Effect.forEach(active, (c) => fill(c, options), { concurrency: "unbounded", discard: true })
+    const detected = yield* Effect.forEach(active, (c) => fill(c, options), { concurrency: "unbounded" })
+    for (const [i, reorg] of detected.entries()) {
+      if (reorg !== undefined) return { _tag: "Reorg", chainId: active[i]!.chainId, ...reorg } as const
+    }
     if (cursors.every((c) => isDone(c, options.exitAtHead))) return { _tag: "Done" } as const
 
     const items: Array<Event> = []
@@ -161,6 +208,7 @@ export const nextBatch = (
       eventsProcessed.push(bestBlock.events.length)
       for (const event of bestBlock.events) items.push(event)
       taken.set(best, bestBlock.number)
+      best.windowCheckpoints.push({ id: next, block: bestBlock.number })
       if (bestBlock.events.length > 0 && best.firstEventBlock === undefined) best.firstEventBlock = bestBlock.number
       best.eventsProcessed += bestBlock.events.length
     }
@@ -175,6 +223,9 @@ export const nextBatch = (
       cursor.bufferedEvents = bufferedEvents
       // With the buffer drained, every fetched block (with or without events) is processed.
       const reached = cursor.buffer.length === 0 ? cursor.fetchedTo : taken.get(cursor) ?? cursor.progress
+      while (cursor.windowCheckpoints.length > 0 && cursor.windowCheckpoints[0]!.block <= cursor.head - cursor.reorgWindow) {
+        cursor.lastSafeCheckpoint = cursor.windowCheckpoints.shift()!.id
+      }
       if (reached <= cursor.progress) continue
       cursor.progress = reached
       if (reached > cursor.head - cursor.reorgWindow) isInReorgThreshold = true
@@ -215,3 +266,32 @@ export const chainMeta = (cursors: ReadonlyArray<ChainCursor>): ReadonlyArray<Ch
 
 const before = (a: BufferedBlock, aChain: number, b: BufferedBlock, bChain: number): boolean =>
   a.timestamp !== b.timestamp ? a.timestamp < b.timestamp : aChain !== bChain ? aChain < bChain : a.number < b.number
+
+/**
+ * Rewinds a chain to `block` (a reorg's fork point or a rollback's progress): buffered and remembered blocks
+ * after it are forgotten, and fetching resumes right after it.
+ */
+export const rewind = (cursor: ChainCursor, block: number): void => {
+  cursor.buffer = cursor.buffer.filter((b) => b.number <= block)
+  cursor.bufferedEvents = cursor.buffer.reduce((n, b) => n + b.events.length, 0)
+  cursor.fetchedTo = Math.min(cursor.fetchedTo, block)
+  if (cursor.progress > block) cursor.progress = block
+  for (const n of [...cursor.hashes.keys()]) if (n > block) cursor.hashes.delete(n)
+  cursor.windowCheckpoints = cursor.windowCheckpoints.filter((c) => c.block <= block)
+}
+
+/**
+ * The newest checkpoint no rollback can go below: every chain's last checkpoint that left its window
+ * (undefined while some chain with checkpoints has none out of its window yet).
+ */
+export const safeCheckpoint = (cursors: ReadonlyArray<ChainCursor>): bigint | undefined => {
+  let safe: bigint | undefined
+  for (const c of cursors) {
+    if (c.lastSafeCheckpoint === undefined) {
+      if (c.windowCheckpoints.length > 0) return undefined
+      continue
+    }
+    if (safe === undefined || c.lastSafeCheckpoint < safe) safe = c.lastSafeCheckpoint
+  }
+  return safe
+}

@@ -2,7 +2,7 @@
  * PersistenceCycle: the write loop. `commitBatch` queues a processed batch and returns at once; one writer
  * fiber, forked into the layer's scope and admitted by a Semaphore(1), drains queued batches to storage while
  * the next batches are processed. The committed frontier moves only after a write succeeds. A failed write
- * stops the writer for good and reports to Fatal.
+ * stops the writer for good and reports to Fatal; any other fatal error stops it before its next write.
  */
 import { Clock, Context, Deferred, Duration, Effect, Layer, Queue, Schedule, Semaphore } from "effect"
 import type * as Batch from "./Batch.js"
@@ -92,7 +92,7 @@ export const make = Effect.gen(function*() {
   const writerLoop = Effect.gen(function*() {
     while (true) {
       yield* Queue.take(wake)
-      while (!store.hasFailedWrite() && store.hasPendingWrite() && !metaOnlyThrottled()) {
+      while (!store.hasFailedWrite() && store.hasPendingWrite() && !metaOnlyThrottled() && !(yield* fatal.isFailed)) {
         writing = true
         const result = yield* Effect.result(Semaphore.withPermits(permit, 1)(writeOnce))
         writing = false

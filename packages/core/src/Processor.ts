@@ -56,6 +56,7 @@ export const make = (options: Options = {}) =>
     const cycle = yield* PersistenceCycle
     const gate = yield* CapacityGate
     const fatal = yield* Fatal
+    const storage = yield* Storage
     const config = yield* ChainstoreConfig
     const scope = yield* Scope.Scope
     const contexts = yield* HandlerContext.make
@@ -68,10 +69,13 @@ export const make = (options: Options = {}) =>
     const pollInterval = options.pollInterval ?? Duration.millis(500)
 
     const cursors = yield* Effect.forEach(indexer.chains, (chain) =>
-      Effect.map(
-        chain.source.make({ chainId: chain.id, contracts: Fetcher.contractsOf(indexer, chain) }).pipe(Scope.provide(scope)),
-        (source) => Fetcher.makeCursor(chain, source, store.resumedChains.find((c) => c.chainId === chain.id))
-      ))
+      Effect.gen(function*() {
+        const source = yield* chain.source.make({ chainId: chain.id, contracts: Fetcher.contractsOf(indexer, chain) }).pipe(Scope.provide(scope))
+        const resumed = store.resumedChains.find((c) => c.chainId === chain.id)
+        const window = chain.reorgWindow ?? 200
+        const hashes = resumed === undefined ? [] : yield* storage.storedBlockHashes(chain.id, resumed.progressBlock - window)
+        return Fetcher.makeCursor(chain, source, resumed, hashes)
+      }))
     let stopRequested = false
     // Preload rounds per batch: each resolves the effects the previous one stopped at.
     const preloadRounds = 3
@@ -114,6 +118,51 @@ export const make = (options: Options = {}) =>
       }
     })
 
+    /** Rolls every chain back to the reorg's fork point: flush, read the diff from history, stage it, rewind. */
+    const rollback = Effect.fn("Processor.rollback")(function*(reorg: { readonly chainId: number; readonly forkBlock: number; readonly detectedAt: number }) {
+      const cursor = cursors.find((c) => c.chainId === reorg.chainId)!
+      yield* Effect.logWarning(`Reorg on chain ${reorg.chainId}: block ${reorg.detectedAt} changed; rolling back to block ${reorg.forkBlock}`)
+      yield* Metric.update(Metrics.reorgs, 1)
+      yield* Metric.update(Metrics.rollbackDepth, reorg.detectedAt - reorg.forkBlock)
+      if (cursor.progress <= reorg.forkBlock) {
+        // Only fetched-ahead blocks were on the fork: nothing processed to undo.
+        Fetcher.rewind(cursor, reorg.forkBlock)
+        return
+      }
+      yield* cycle.flush
+      if (store.hasFailedWrite()) return yield* fatal.await
+      const target = yield* storage.rollbackTarget(reorg.chainId, reorg.forkBlock)
+      const diff = yield* storage.readRollbackDiff(target)
+      const progress: Array<Batch.ChainProgress> = []
+      for (const c of cursors) {
+        const entry = diff.chains.find((d) => d.chainId === c.chainId)
+        const block = c === cursor ? Math.min(entry?.progressBlock ?? reorg.forkBlock, reorg.forkBlock) : entry?.progressBlock
+        if (block === undefined || block >= c.progress) continue
+        Fetcher.rewind(c, block)
+        c.eventsProcessed -= entry?.eventsProcessedDiff ?? 0
+        progress.push({ chainId: c.chainId, progressBlock: block, sourceBlock: c.head, eventsProcessed: c.eventsProcessed, firstEventBlock: c.firstEventBlock })
+      }
+      store.stageRollback(target, diff, progress)
+      // Write the rollback now, so stored effect rows of the fork are gone before handlers ask for them again.
+      yield* cycle.flush
+    })
+
+    /** Deletes history no rollback can reach any more; in the background, at most one at a time. */
+    let pruning = false
+    let lastPrune = 0
+    const maybePrune = Effect.gen(function*() {
+      const now = yield* Clock.currentTimeMillis
+      const safe = Fetcher.safeCheckpoint(cursors)
+      if (pruning || safe === undefined || safe > store.committed() || now - lastPrune < Duration.toMillis(config.pruneInterval)) return
+      pruning = true
+      lastPrune = now
+      yield* storage.pruneHistory(safe).pipe(
+        Effect.catch((e) => Effect.logWarning(`History prune failed (will retry): ${e.message}`)),
+        Effect.ensuring(Effect.sync(() => { pruning = false })),
+        Effect.forkIn(scope)
+      )
+    })
+
     const report = (): ReadonlyArray<ChainReport> =>
       cursors.map((c) => ({ chainId: c.chainId, processedBlock: c.progress, head: c.head, eventsProcessed: c.eventsProcessed }))
 
@@ -121,8 +170,15 @@ export const make = (options: Options = {}) =>
       while (!stopRequested) {
         yield* gate.awaitCapacity
         if (stopRequested) break
-        const next = yield* Fetcher.nextBatch(cursors, store.processed(), fetchOptions)
+        const next = yield* Fetcher.nextBatch(cursors, store.processed(), fetchOptions).pipe(
+          // A reorg deeper than the window: stop every write now, since nothing can undo what is queued.
+          Effect.catchTag("DeepReorgError", (e) => Effect.andThen(fatal.fail(e), fatal.await))
+        )
         if (next._tag === "Done") break
+        if (next._tag === "Reorg") {
+          yield* rollback(next)
+          continue
+        }
         if (next._tag === "Idle") {
           store.setChainMeta(Fetcher.chainMeta(cursors))
           yield* cycle.kick
@@ -144,6 +200,7 @@ export const make = (options: Options = {}) =>
         yield* Metric.update(Metrics.batchesProcessed, 1)
         yield* Metric.update(Metrics.writeQueueDepth, store.queuedBatches())
         for (const p of batch.progress) yield* Metric.update(Metrics.forChain(Metrics.processedBlock, p.chainId), p.progressBlock)
+        yield* maybePrune
       }
       yield* cycle.flush
       // A write that failed during the flush has reported to Fatal: surface it rather than end cleanly.
@@ -167,5 +224,5 @@ export const make = (options: Options = {}) =>
 
 export const layer = (
   options: Options = {}
-): Layer.Layer<Processor, Errors.SourceError, Store | PersistenceCycle | CapacityGate | Fatal | EffectCache | Storage> =>
+): Layer.Layer<Processor, Errors.SourceError | Errors.StorageError, Store | PersistenceCycle | CapacityGate | Fatal | EffectCache | Storage> =>
   Layer.effect(Processor, make(options))

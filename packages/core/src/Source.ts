@@ -28,6 +28,8 @@ export interface FetchRequest {
 
 /** A running source for one chain. */
 export interface ChainSource {
+  /** The chain's last block, for a source whose chain ends (the simulated one). */
+  readonly endBlock?: number
   readonly head: Effect.Effect<number, SourceError>
   readonly fetch: (request: FetchRequest) => Effect.Effect<FetchResult, SourceError>
   readonly blockHash: (blockNumber: number) => Effect.Effect<string | undefined, SourceError>

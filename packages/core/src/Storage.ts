@@ -97,7 +97,10 @@ export class Storage extends Context.Service<Storage, {
   readonly rollbackTarget: (chainId: number, blockNumber: number) => Effect.Effect<bigint, StorageError>
   readonly readRollbackDiff: (targetCheckpointId: bigint) => Effect.Effect<RollbackDiff, StorageError>
   readonly storedBlockHashes: (chainId: number, fromBlock: number) => Effect.Effect<ReadonlyArray<Block>, StorageError>
-  /** Deletes history and checkpoints no rollback can need any more (at or below the safe checkpoint). */
+  /**
+   * Deletes what no rollback can need any more: history rows at or below the safe checkpoint except each id's
+   * newest one there, and checkpoints below it (the safe checkpoint itself stays: it can be a rollback target).
+   */
   readonly pruneHistory: (safeCheckpointId: bigint) => Effect.Effect<void, StorageError>
   readonly status: Effect.Effect<Status, StorageError>
   /** Drops every table of the indexer. */
@@ -396,7 +399,7 @@ const makeMemory = Effect.gen(function*() {
           }
           state.history.set(entity, rows.filter((r) => r.checkpointId > safe || newestSafe.get(r.id) === r.checkpointId))
         }
-        state.checkpoints = state.checkpoints.filter((c) => c.id > safe)
+        state.checkpoints = state.checkpoints.filter((c) => c.id >= safe)
       }),
     status: Effect.sync(() => ({
       committedCheckpointId: state.committed,

@@ -71,7 +71,7 @@ export class Store extends Context.Service<Store, {
    * Drops entries after the target, stages the diff stamped committed+1 and resets the processed frontier
    * to it. Call with nothing queued and no write in flight (after a flush).
    */
-  readonly stageRollback: (targetCheckpointId: bigint, diff: RollbackDiff) => void
+  readonly stageRollback: (targetCheckpointId: bigint, diff: RollbackDiff, progress: ReadonlyArray<Batch.ChainProgress>) => void
 }>()("chainstore/Store") {}
 
 interface EffectTable {
@@ -86,6 +86,8 @@ export const make = Effect.fn("Store.make")(function*(indexer: Indexer) {
   let processed = committed
   let failed = false
   let rollback: { readonly targetCheckpointId: bigint; readonly diffCheckpointId: bigint } | undefined
+  // Chain progress as of the rollback target: written with the rollback, so a crash after it resumes there.
+  let rollbackProgress: ReadonlyArray<Batch.ChainProgress> = []
   const queue: Array<Batch.Batch> = []
   let queuedItems = 0
   const entities = new Map<string, InMemoryTable.InMemoryTable<unknown>>()
@@ -154,9 +156,12 @@ export const make = Effect.fn("Store.make")(function*(indexer: Indexer) {
     hasPendingWrite: () => queue.length > 0 || rollback !== undefined || chainMetaDirty,
     takeWrite: () => {
       const staged = rollback
-      const batch = drainRun() ?? (staged === undefined ? undefined : Batch.empty)
-      if (batch === undefined) return undefined
+      const run = drainRun()
+      if (run === undefined && staged === undefined) return undefined
+      const batch = staged === undefined ? run! :
+        Batch.merge([{ ...Batch.empty, isInReorgThreshold: run?.isInReorgThreshold ?? true, progress: rollbackProgress }, ...(run === undefined ? [] : [run])])
       rollback = undefined
+      rollbackProgress = []
       let upTo = Batch.lastCheckpointId(batch) ?? committed
       if (staged !== undefined && staged.diffCheckpointId > upTo) upTo = staged.diffCheckpointId
       const entityChanges: Array<WritePlan["entities"][number]> = []
@@ -213,7 +218,7 @@ export const make = Effect.fn("Store.make")(function*(indexer: Indexer) {
       return dropped
     },
 
-    stageRollback: (targetCheckpointId, diff) => {
+    stageRollback: (targetCheckpointId, diff, progress) => {
       const diffCheckpointId = committed + 1n
       for (const table of entities.values()) InMemoryTable.dropAfter(table, targetCheckpointId)
       for (const { def, table } of effects.values()) if (def.reorgSensitive) InMemoryTable.dropAfter(table, targetCheckpointId)
@@ -229,6 +234,7 @@ export const make = Effect.fn("Store.make")(function*(indexer: Indexer) {
         }
       }
       rollback = { targetCheckpointId, diffCheckpointId }
+      rollbackProgress = progress
       processed = diffCheckpointId
     }
   })

@@ -53,7 +53,7 @@ describe("CapacityGate", () => {
       const store = yield* Store.Store
       const gate = yield* CapacityGate.CapacityGate
       const changes = Array.from({ length: 20 }, (_, i) => Change.set<unknown>(`r${i}`, account(`r${i}`, 7n), 0n))
-      store.stageRollback(0n, { entities: [{ entity: "Account", changes }], chains: [] })
+      store.stageRollback(0n, { entities: [{ entity: "Account", changes }], chains: [] }, [])
       assert.strictEqual(store.counts().total, 20)
       yield* gate.awaitCapacity
       assert.strictEqual(store.counts().total, 20)
