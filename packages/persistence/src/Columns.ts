@@ -52,11 +52,14 @@ export const quote = (identifier: string): string => `"${identifier.replace(/"/g
 /** The SQL type of a column kind. */
 export const sqlType = (kind: Kind): string => sqlTypes[kind]
 
+/** The type in a column definition: text compares by code point (`COLLATE "C"`), as JavaScript compares strings. */
+export const columnType = (kind: Kind): string => (kind === "text" ? `text COLLATE "C"` : sqlTypes[kind])
+
 /** The cast of a whole column sent as one array literal. */
 export const arrayCast = (kind: Kind): string => arrayCasts[kind]
 
 const sqlTypes: Record<Kind, string> = {
-  text: "text COLLATE \"C\"",
+  text: "text",
   numeric: "numeric(78,0)",
   integer: "integer",
   bigint: "bigint",
@@ -118,8 +121,10 @@ const makeColumn = (field: string, name: string, ast: SchemaAST.AST, schema: Sch
   const hasNull = members.some((m) => m._tag === "Null")
   const hasUndefined = members.some((m) => m._tag === "Undefined")
   const optional = ast.context?.isOptional === true
-  const nullable = optional || hasNull || hasUndefined
-  const absent = hasNull ? "null" : optional ? "omit" : "undefined"
+  // Unknown and Any admit null too: their column is nullable and reads NULL back as null.
+  const opaque = present.some(isOpaque)
+  const nullable = optional || hasNull || hasUndefined || opaque
+  const absent = hasNull || opaque ? "null" : optional ? "omit" : "undefined"
   const kind = unify(present.map(scalarKind))
   return { field, name, kind, nullable, absent, ...(kind === "jsonb" ? jsonCodec(present, schema) : scalarCodecs[kind]) }
 }

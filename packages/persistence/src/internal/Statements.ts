@@ -2,7 +2,7 @@
  * The SQL text of every statement PgStorage runs. Identifiers are always quoted; values are always `$n`
  * parameters, bulk ones as one array literal per column cast with `$n::type[]` and expanded by `unnest`.
  */
-import { arrayCast, type Column, type Kind, quote, sqlType } from "../Columns.js"
+import { arrayCast, type Column, columnType, type Kind, quote } from "../Columns.js"
 import * as Tables from "../Tables.js"
 
 const qualified = (schema: string, table: string): string => `${quote(schema)}.${quote(table)}`
@@ -75,8 +75,8 @@ export const createEntity = (schema: string, table: Tables.EntityTable): string 
   `CREATE TABLE IF NOT EXISTS ${qualified(schema, table.name)} (\n  ${
     table.columns.map((c) =>
       c.field === "id"
-        ? `${quote(c.name)} ${sqlType(c.kind)} PRIMARY KEY`
-        : `${quote(c.name)} ${sqlType(c.kind)}${c.nullable ? "" : " NOT NULL"}`
+        ? `${quote(c.name)} ${columnType(c.kind)} PRIMARY KEY`
+        : `${quote(c.name)} ${columnType(c.kind)}${c.nullable ? "" : " NOT NULL"}`
     ).join(",\n  ")
   })`
 
@@ -85,7 +85,7 @@ export const createEntityIndex = (schema: string, table: Tables.EntityTable, col
 
 export const createHistory = (schema: string, table: Tables.EntityTable): string =>
   `CREATE TABLE IF NOT EXISTS ${qualified(schema, table.history)} (\n  ${
-    table.columns.map((c) => `${quote(c.name)} ${sqlType(c.kind)}${c.field === "id" ? " NOT NULL" : ""}`).join(",\n  ")
+    table.columns.map((c) => `${quote(c.name)} ${columnType(c.kind)}${c.field === "id" ? " NOT NULL" : ""}`).join(",\n  ")
   },
   "chainstore_checkpoint_id" bigint NOT NULL,
   "chainstore_change" text NOT NULL CHECK ("chainstore_change" IN ('SET', 'DELETE')),
@@ -174,8 +174,9 @@ WHERE "chain_id" = $1::int8 AND "block_number" >= $2::int8 ORDER BY "id"`
 export const deleteAfter = (schema: string, table: string, column: string): string =>
   `DELETE FROM ${qualified(schema, table)} WHERE ${quote(column)} > $1::int8`
 
+/** `$1` safe checkpoint: deletes the checkpoints below it; the safe one stays, it can be a rollback target. */
 export const pruneCheckpoints = (schema: string): string =>
-  `DELETE FROM ${qualified(schema, Tables.checkpoints)} WHERE "id" <= $1::int8`
+  `DELETE FROM ${qualified(schema, Tables.checkpoints)} WHERE "id" < $1::int8`
 
 // ---------------------------------------------------------------------------------------------------------------
 // Entities and history
