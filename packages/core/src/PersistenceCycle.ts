@@ -4,7 +4,7 @@
  * the next batches are processed. The committed frontier moves only after a write succeeds. A failed write
  * stops the writer for good and reports to Fatal; any other fatal error stops it before its next write.
  */
-import { Clock, Context, Deferred, Duration, Effect, Layer, Queue, Schedule, Semaphore } from "effect"
+import { Clock, Context, Deferred, Duration, Effect, Layer, Metric, Queue, Schedule, Semaphore } from "effect"
 import type * as Batch from "./Batch.js"
 import { ChainstoreConfig } from "./Config.js"
 import type { StorageError } from "./Errors.js"
@@ -64,7 +64,8 @@ export const make = Effect.gen(function*() {
     if (plan !== undefined) {
       const started = yield* Clock.currentTimeMillis
       yield* withRetry(storage.writeBatch(plan))
-      store.setCommitted(plan.committedCheckpointId)
+      store.setCommitted(plan.committedCheckpointId, plan.batch.progress)
+      for (const p of plan.batch.progress) yield* Metric.update(Metrics.forChain(Metrics.committedBlock, p.chainId), p.progressBlock)
       const rows = plan.entities.reduce((n, e) => n + e.changes.length, 0) + plan.effects.reduce((n, e) => n + e.rows.length, 0)
       yield* Metrics.recordWrite((yield* Clock.currentTimeMillis) - started, rows)
       if (plan.chainMeta !== undefined) lastMetaWrite = yield* Clock.currentTimeMillis

@@ -30,6 +30,7 @@ export interface ChainReport {
   readonly chainId: number
   readonly processedBlock: number
   readonly head: number
+  readonly endBlock: number | undefined
   readonly eventsProcessed: number
 }
 
@@ -164,7 +165,7 @@ export const make = (options: Options = {}) =>
     })
 
     const report = (): ReadonlyArray<ChainReport> =>
-      cursors.map((c) => ({ chainId: c.chainId, processedBlock: c.progress, head: c.head, eventsProcessed: c.eventsProcessed }))
+      cursors.map((c) => ({ chainId: c.chainId, processedBlock: c.progress, head: c.head, endBlock: c.endBlock, eventsProcessed: c.eventsProcessed }))
 
     const loop = Effect.gen(function*() {
       while (!stopRequested) {

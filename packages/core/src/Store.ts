@@ -58,7 +58,10 @@ export class Store extends Context.Service<Store, {
   readonly takeWrite: () => WritePlan | undefined
   /** Takes dirty chain metadata for a standalone write. */
   readonly takeChainMeta: () => ReadonlyArray<ChainMeta> | undefined
-  readonly setCommitted: (checkpointId: bigint) => void
+  /** Advances the committed frontier after a successful write of `progress`. */
+  readonly setCommitted: (checkpointId: bigint, progress: ReadonlyArray<Batch.ChainProgress>) => void
+  /** Per chain, the last block durably written. */
+  readonly committedBlocks: () => ReadonlyMap<number, number>
   readonly setChainMeta: (meta: ReadonlyArray<ChainMeta>) => void
 
   // Capacity
@@ -95,6 +98,7 @@ export const make = Effect.fn("Store.make")(function*(indexer: Indexer) {
   const effects = new Map<string, EffectTable>()
   for (const def of indexer.effects) effects.set(def.name, { def, table: InMemoryTable.make() })
   const chainMeta = new Map<number, ChainMeta>()
+  const committedBlocks = new Map(resume.chains.map((c) => [c.chainId, c.progressBlock]))
   let chainMetaDirty = false
 
   const entityTable = (name: string) => {
@@ -188,9 +192,11 @@ export const make = Effect.fn("Store.make")(function*(indexer: Indexer) {
       }
     },
     takeChainMeta,
-    setCommitted: (checkpointId) => {
+    setCommitted: (checkpointId, progress) => {
       if (checkpointId > committed) committed = checkpointId
+      for (const p of progress) committedBlocks.set(p.chainId, p.progressBlock)
     },
+    committedBlocks: () => committedBlocks,
     setChainMeta: (meta) => {
       for (const m of meta) {
         const prev = chainMeta.get(m.chainId)

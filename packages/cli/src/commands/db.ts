@@ -1,0 +1,63 @@
+/**
+ * `chainstore db status` and `chainstore db reset`: what an indexer's database holds, and starting it over.
+ */
+import { Console, Effect, Option } from "effect"
+import { Argument, Flag } from "effect/cli"
+import { Storage } from "@chainstore/core"
+import * as Database from "../Database.js"
+import * as LoadIndexer from "../LoadIndexer.js"
+
+const indexerArgument = Argument.String("indexer").pipe(
+  Argument.withDescription("A directory holding indexer.ts, or a module file (default: the current directory)"),
+  Argument.optional
+)
+
+export const statusFlags = {
+  indexer: indexerArgument,
+  ...Database.flags,
+  json: Flag.Boolean("json").pipe(Flag.withDescription("Print JSON"), Flag.withDefault(false))
+} as const
+
+export const resetFlags = {
+  indexer: indexerArgument,
+  ...Database.flags,
+  yes: Flag.Boolean("yes").pipe(Flag.withDescription("Confirm dropping the indexer's tables"), Flag.withDefault(false))
+} as const
+
+type Target = Database.Options & { readonly indexer: Option.Option<string> }
+
+export const status = Effect.fn("chainstore.db.status")(function*(options: Target & { readonly json: boolean }) {
+  yield* Database.check(options)
+  const indexer = yield* LoadIndexer.load(Option.getOrUndefined(options.indexer))
+  const status = yield* Effect.gen(function*() {
+    const storage = yield* Storage.Storage
+    yield* storage.initialize(indexer)
+    return yield* storage.status
+  }).pipe(Effect.provide(Database.layer(options)))
+  if (options.json) {
+    yield* Console.log(JSON.stringify(status, (_, v) => (typeof v === "bigint" ? v.toString() : v), 2))
+    return
+  }
+  const lines = [
+    `Database: ${Database.describe(options)}`,
+    `Committed checkpoint: ${status.committedCheckpointId}`,
+    ...status.chains.map((c) =>
+      `Chain ${c.chainId}: committed block ${c.progressBlock}${c.endBlock === undefined ? "" : ` of ${c.endBlock}`}, head ${c.sourceBlock} (${
+        Math.max(0, c.sourceBlock - c.progressBlock)} behind), ${c.eventsProcessed} events${c.readyAt === undefined ? "" : `, ready since ${c.readyAt.toISOString()}`}`
+    ),
+    ...status.entityCounts.map((e) => `Entity ${e.entity}: ${e.rows} rows`),
+    ...status.effectCounts.map((e) => `Effect cache ${e.effect}: ${e.rows} entries`)
+  ]
+  yield* Console.log(lines.join("\n"))
+})
+
+export const reset = Effect.fn("chainstore.db.reset")(function*(options: Target & { readonly yes: boolean }) {
+  if (!options.yes) return yield* Effect.fail("db reset drops the indexer's tables: add --yes to confirm")
+  yield* Database.check(options)
+  const indexer = yield* LoadIndexer.load(Option.getOrUndefined(options.indexer))
+  yield* Effect.gen(function*() {
+    const storage = yield* Storage.Storage
+    yield* storage.reset
+  }).pipe(Effect.provide(Database.layer(options)))
+  yield* Console.log(`Dropped chainstore's tables of ${indexer.entities.map((e) => e.name).join(", ")} in ${Database.describe(options)}`)
+})

@@ -1,0 +1,32 @@
+/**
+ * The `chainstore` command: `run`, `db status`, `db reset`. Runs without NodeRuntime's signal handling, so a
+ * SIGINT flushes instead of interrupting, and ends the process with the command's exit code.
+ */
+import { Effect, Exit, Layer, Logger } from "effect"
+import { Command } from "effect/cli"
+import { NodeServices } from "@effect/platform-node"
+import * as Db from "./commands/db.js"
+import * as Run from "./commands/run.js"
+import * as Output from "./Output.js"
+
+const run = Command.make("run", Run.flags, ({ logFormat: _, ...options }) => Run.run(options)).pipe(
+  Command.withDescription("Index an indexer's chains into its database")
+)
+const status = Command.make("status", Db.statusFlags, Db.status).pipe(Command.withDescription("Show what an indexer's database holds"))
+const reset = Command.make("reset", Db.resetFlags, Db.reset).pipe(Command.withDescription("Drop an indexer's tables"))
+const db = Command.make("db").pipe(Command.withDescription("Inspect or reset an indexer's database"), Command.withSubcommands([status, reset]))
+const chainstore = Command.make("chainstore").pipe(
+  Command.withDescription("chainstore: index blockchain events into Postgres through your handlers"),
+  Command.withSubcommands([run, db])
+)
+
+const json = process.argv.some((a, i) => a === "--log-format=json" || (a === "--log-format" && process.argv[i + 1] === "json"))
+const loggers = Logger.layer([json ? Logger.consoleJson : Logger.consolePretty({ colors: "auto" })])
+
+const program = Command.run(chainstore, { version: "0.1.0" }).pipe(
+  Effect.provide(Layer.mergeAll(NodeServices.layer, loggers))
+)
+
+const exit = await Effect.runPromiseExit(program)
+if (Exit.isFailure(exit)) process.stderr.write(`chainstore: ${Output.describeFailure(exit.cause)}\n`)
+process.exit(Output.exitCode(exit))
