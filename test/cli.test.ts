@@ -1,0 +1,127 @@
+// The `chainstore` command end to end, as a user runs it: real child processes, PGlite and Postgres.
+import { afterAll, describe, expect, it } from "vitest"
+import { SimChain } from "@chainstore/core"
+import { cli, dropSchema, example, exampleTables, freePort, start, targetArgs, tempDir, waitFor, type Target } from "./support/cli.js"
+
+const sim = "blocks=80,eventsPerBlock=50,accounts=40,seed=7"
+const simParams = { ...SimChain.defaults, blocks: 80, eventsPerBlock: 50, accounts: 40, seed: 7 }
+const TOKEN = "0x5f5e100000000000000000000000000000000001"
+
+/** Balances computed straight from the simulated chain's events. */
+const expectedBalances = () => {
+  const chain = SimChain.chain(simParams, 1337, TOKEN)
+  const balances = new Map<string, bigint>()
+  for (let n = 1; n <= simParams.blocks; n++) {
+    for (const e of chain.events(n, 0)) {
+      const { from, to, value } = e.params as { from: string; to: string; value: bigint }
+      if (from !== SimChain.ZERO_ADDRESS) balances.set(from, (balances.get(from) ?? 0n) - value)
+      balances.set(to, (balances.get(to) ?? 0n) + value)
+    }
+  }
+  return [...balances].map(([id, balance]) => ({ id, balance: balance.toString() })).sort((a, b) => (a.id < b.id ? -1 : 1))
+}
+
+const schemas: Array<string> = []
+const newTarget = (kind: "pglite" | "postgres"): Target => {
+  if (kind === "pglite") return { _tag: "pglite", dataDir: `${tempDir("cs-cli-")}/.chainstore` }
+  const schema = `cs_cli_${Math.random().toString(36).slice(2, 10)}`
+  schemas.push(schema)
+  return { _tag: "postgres", schema }
+}
+afterAll(async () => {
+  for (const schema of schemas) await dropSchema(schema)
+})
+
+const cwd = tempDir("cs-cwd-")
+
+describe.each(["pglite", "postgres"] as const)("chainstore run on %s", (kind) => {
+  it("indexes the simulated chain, reports it, does nothing the second time, and rebuilds after a reset", async () => {
+    const target = newTarget(kind)
+    const first = await cli(["run", example, "--sim", sim, "--metrics-port", "0", ...targetArgs(target)], { cwd })
+    expect(first.code, first.stderr).toBe(0)
+    expect(first.stdout + first.stderr).toContain("Done: chain 1337 at block 80 (4000 events)")
+    const tables = await exampleTables(target)
+    expect(tables.accounts).toEqual(expectedBalances())
+    expect(tables.transfers).toEqual([{ n: "4000" }])
+
+    const status = await cli(["db", "status", example, "--json", ...targetArgs(target)], { cwd })
+    expect(status.code, status.stderr).toBe(0)
+    const parsed = JSON.parse(status.stdout) as { chains: Array<{ chainId: number; progressBlock: number }>; entityCounts: Array<{ entity: string; rows: number }> }
+    expect(parsed.chains).toMatchObject([{ chainId: 1337, progressBlock: 80 }])
+    expect(parsed.entityCounts).toContainEqual({ entity: "Transfer", rows: 4000 })
+
+    const again = await cli(["run", example, "--sim", sim, "--metrics-port", "0", ...targetArgs(target)], { cwd })
+    expect(again.code, again.stderr).toBe(0)
+    expect(again.stdout + again.stderr).toContain("committed checkpoint 80")
+    expect(await exampleTables(target)).toEqual(tables)
+
+    const refused = await cli(["db", "reset", example, ...targetArgs(target)], { cwd })
+    expect(refused.code).toBe(1)
+    expect(refused.stderr).toContain("--yes")
+    const reset = await cli(["db", "reset", example, "--yes", ...targetArgs(target)], { cwd })
+    expect(reset.code, reset.stderr).toBe(0)
+    const rebuilt = await cli(["run", example, "--sim", sim, "--metrics-port", "0", ...targetArgs(target)], { cwd })
+    expect(rebuilt.code, rebuilt.stderr).toBe(0)
+    expect(await exampleTables(target)).toEqual(tables)
+  })
+
+  it("stopped by SIGINT and run again, or run through reorgs, it ends with the tables of one uninterrupted run", async () => {
+    const reference = newTarget(kind)
+    expect((await cli(["run", example, "--sim", sim, "--metrics-port", "0", ...targetArgs(reference)], { cwd })).code).toBe(0)
+    const expected = await exampleTables(reference)
+
+    const target = newTarget(kind)
+    const port = await freePort()
+    const slow = start(["run", example, "--sim", `${sim},blockTimeMs=40`, "--metrics-port", String(port), ...targetArgs(target)], { cwd })
+    await waitFor(() => fetch(`http://127.0.0.1:${port}/metrics`).then((r) => r.text()), (text) => /chainstore_committed_block\{[^}]*\} ([1-9]\d*)/.test(text))
+    slow.child.kill("SIGINT")
+    const stopped = await slow.done
+    expect(stopped.code, stopped.stderr).toBe(0)
+    expect(stopped.stdout + stopped.stderr).toMatch(/Stopped: chain 1337 at block (\d+)/)
+    const stoppedAt = Number(/Stopped: chain 1337 at block (\d+)/.exec(stopped.stdout + stopped.stderr)![1])
+    expect(stoppedAt).toBeLessThan(80)
+    expect((await cli(["run", example, "--sim", sim, "--metrics-port", "0", ...targetArgs(target)], { cwd })).code).toBe(0)
+    expect(await exampleTables(target)).toEqual(expected)
+
+    const forked = newTarget(kind)
+    const withReorgs = await cli(["run", example, "--sim", `${sim},reorgEvery=15,reorgDepth=4`, "--metrics-port", "0", ...targetArgs(forked)], { cwd })
+    expect(withReorgs.code, withReorgs.stderr).toBe(0)
+    expect(withReorgs.stdout + withReorgs.stderr).toContain("Reorg on chain 1337")
+    expect(await exampleTables(forked)).toEqual(expected)
+  })
+
+  it("serves /metrics with moving counters, processed ≥ committed, and /ready turning 200", async () => {
+    const target = newTarget(kind)
+    const port = await freePort()
+    const running = start(["run", example, "--sim", `${sim},blockTimeMs=25`, "--metrics-port", String(port), ...targetArgs(target)], { cwd })
+    const url = `http://127.0.0.1:${port}`
+    const value = (text: string, name: string) => Number(new RegExp(`^${name}(?:\\{[^}]*\\})? (\\S+)$`, "m").exec(text)?.[1] ?? Number.NaN)
+    const early = await waitFor(() => fetch(`${url}/metrics`).then((r) => r.text()), (t) => value(t, "chainstore_events_processed") > 0)
+    expect((await fetch(`${url}/healthz`)).status).toBe(200)
+    const later = await waitFor(() => fetch(`${url}/metrics`).then((r) => r.text()), (t) =>
+      value(t, "chainstore_events_processed") > value(early, "chainstore_events_processed") && value(t, "chainstore_committed_block") > 0)
+    expect(value(later, "chainstore_processed_block")).toBeGreaterThanOrEqual(value(later, "chainstore_committed_block"))
+    expect(later).toMatch(/chainstore_effect_cache_hits\{effect="tokenInfo"\}|chainstore_effect_calls\{effect="tokenInfo"\}/)
+    expect(later).toContain("transferKind")
+    await waitFor(() => fetch(`${url}/ready`).then((r) => r.status), (s) => s === 200)
+    const result = await running.done
+    expect(result.code, result.stderr).toBe(0)
+  })
+})
+
+describe("chainstore run with bad input", () => {
+  it("an unreachable port or an unknown database fails fast, names the problem, and never prints the password", async () => {
+    for (const url of ["postgres://postgres:hunter2secret@127.0.0.1:1/test", "postgres://postgres:hunter2secret@127.0.0.1:5432/no_such_db_here"]) {
+      const result = await cli(["run", example, "--sim", sim, "--metrics-port", "0", "--db", url], { cwd, timeoutMs: 60_000 })
+      expect(result.code).toBe(1)
+      expect(result.stdout + result.stderr).not.toContain("hunter2secret")
+      expect(result.stderr).toMatch(/cannot connect|connect|database/i)
+    }
+  })
+
+  it("a malformed --sim names the bad key", async () => {
+    const result = await cli(["run", example, "--sim", "blocks=10,eventsPerBlok=5", "--metrics-port", "0"], { cwd })
+    expect(result.code).toBe(1)
+    expect(result.stderr).toContain("eventsPerBlok")
+  })
+})
