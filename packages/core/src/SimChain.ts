@@ -48,9 +48,13 @@ export const parse = (text: string): Effect.Effect<Params, SourceError> =>
       if (!Number.isSafeInteger(n)) return yield* new SourceError({ chainId: 0, message: `--sim: ${key}=${value} is not an integer` })
       out[key] = n
     }
-    return yield* Schema.decodeUnknownEffect(Params)(out).pipe(
+    const params = yield* Schema.decodeUnknownEffect(Params)(out).pipe(
       Effect.mapError((e) => new SourceError({ chainId: 0, message: `--sim: ${e.message}` }))
     )
+    if (params.reorgEvery > 0 && params.reorgEvery <= params.reorgDepth) {
+      return yield* new SourceError({ chainId: 0, message: `--sim: reorgEvery (${params.reorgEvery}) must exceed reorgDepth (${params.reorgDepth}) so forks do not overlap` })
+    }
+    return params
   })
 
 /** A 32-bit mix of the inputs (deterministic, well spread). */
