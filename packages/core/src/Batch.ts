@@ -15,6 +15,17 @@ export interface ChainProgress {
   readonly firstEventBlock: number | undefined
 }
 
+/** A contract address a handler registered (the factory pattern), stamped like a change. */
+export interface Registration {
+  readonly chainId: number
+  readonly contractName: string
+  /** Lowercase 0x address. */
+  readonly address: string
+  readonly blockNumber: number
+  readonly logIndex: number
+  readonly checkpointId: bigint
+}
+
 export interface Batch {
   readonly items: ReadonlyArray<Event>
   readonly checkpointIds: ReadonlyArray<bigint>
@@ -25,6 +36,7 @@ export interface Batch {
   /** True when any chain in the batch is within its reorg window of the head: history is saved for the write. */
   readonly isInReorgThreshold: boolean
   readonly progress: ReadonlyArray<ChainProgress>
+  readonly registrations: ReadonlyArray<Registration>
 }
 
 export const empty: Batch = {
@@ -35,7 +47,8 @@ export const empty: Batch = {
   checkpointBlockHashes: [],
   checkpointEventsProcessed: [],
   isInReorgThreshold: false,
-  progress: []
+  progress: [],
+  registrations: []
 }
 
 /** The last checkpoint id of the batch, if it has any. */
@@ -51,7 +64,9 @@ export const merge = (batches: ReadonlyArray<Batch>): Batch => {
   const blockHashes: Array<string> = []
   const eventsProcessed: Array<number> = []
   const progress = new Map<number, ChainProgress>()
+  const registrations: Array<Registration> = []
   for (const batch of batches) {
+    for (const r of batch.registrations) registrations.push(r)
     for (const item of batch.items) items.push(item)
     for (let i = 0; i < batch.checkpointIds.length; i++) {
       ids.push(batch.checkpointIds[i]!)
@@ -70,7 +85,8 @@ export const merge = (batches: ReadonlyArray<Batch>): Batch => {
     checkpointBlockHashes: blockHashes,
     checkpointEventsProcessed: eventsProcessed,
     isInReorgThreshold: batches[0]?.isInReorgThreshold ?? false,
-    progress: [...progress.values()]
+    progress: [...progress.values()],
+    registrations
   }
 }
 

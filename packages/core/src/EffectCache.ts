@@ -4,11 +4,12 @@
  * Concurrent calls with one input run once; `cache: false` outputs stay in memory only; rate limits hold
  * per effect. The calling item's checkpoint stamps the output; handlers never see it.
  */
-import { Clock, Context, Deferred, Duration, Effect, Layer, Metric } from "effect"
+import { Context, Deferred, Effect, Layer, Metric } from "effect"
 import * as Change from "./Change.js"
 import { EffectCallError } from "./Errors.js"
 import type * as ExternalEffect from "./ExternalEffect.js"
 import * as Metrics from "./Metrics.js"
+import * as RateLimiter from "./RateLimiter.js"
 import { Storage } from "./Storage.js"
 import { Store } from "./Store.js"
 
@@ -28,16 +29,11 @@ export class EffectCache extends Context.Service<EffectCache, {
   readonly prefetch: (requests: ReadonlyArray<Request>) => Effect.Effect<void>
 }>()("chainstore/EffectCache") {}
 
-interface Limiter {
-  windowStart: number
-  available: number
-}
-
 export const make = Effect.gen(function*() {
   const store = yield* Store
   const storage = yield* Storage
   const inFlight = new Map<string, Deferred.Deferred<unknown, EffectCallError>>()
-  const limiters = new Map<string, Limiter>()
+  const limiters = new Map<string, Effect.Effect<void>>()
 
   const callError = (effect: ExternalEffect.Any, inputKey: string, cause: unknown) =>
     new EffectCallError({ effect: effect.name, inputKey, cause })
@@ -47,25 +43,10 @@ export const make = Effect.gen(function*() {
 
   /** Waits for a free call in the effect's rate-limit window. */
   const acquire = (effect: ExternalEffect.Any): Effect.Effect<void> => {
-    const limit = effect.rateLimit
-    if (limit === undefined) return Effect.void
-    const per = Duration.toMillis(Duration.fromInputUnsafe(limit.per))
-    return Effect.gen(function*() {
-      let limiter = limiters.get(effect.name)
-      if (limiter === undefined) limiters.set(effect.name, (limiter = { windowStart: Number.NEGATIVE_INFINITY, available: 0 }))
-      while (true) {
-        const now = yield* Clock.currentTimeMillis
-        if (now >= limiter.windowStart + per) {
-          limiter.windowStart = now
-          limiter.available = limit.calls
-        }
-        if (limiter.available > 0) {
-          limiter.available--
-          return
-        }
-        yield* Effect.sleep(Duration.millis(limiter.windowStart + per - now))
-      }
-    })
+    if (effect.rateLimit === undefined) return Effect.void
+    let limiter = limiters.get(effect.name)
+    if (limiter === undefined) limiters.set(effect.name, (limiter = RateLimiter.make(effect.rateLimit)))
+    return limiter
   }
 
   /** Decodes stored rows into memory; returns the keys that still need a run. */

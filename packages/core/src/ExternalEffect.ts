@@ -2,15 +2,11 @@
  * ExternalEffect: a user-declared external call (RPC, HTTP) whose outputs the EffectCache memoises per input.
  * Named apart from Effect's own `Effect`.
  */
-import { Duration, Effect, Schema } from "effect"
+import { Effect, Schema } from "effect"
+import type { RateLimit } from "./RateLimiter.js"
 
 /** A schema usable for inputs and outputs: no services needed to decode or encode. */
 export type Codec<A> = Schema.ConstraintCodec<A, unknown, never, never>
-
-export interface RateLimit {
-  readonly calls: number
-  readonly per: Duration.Input
-}
 
 export interface ExternalEffect<Name extends string = string, I = unknown, O = unknown, E = unknown> {
   readonly name: Name

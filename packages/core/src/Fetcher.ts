@@ -26,6 +26,15 @@ export interface ChainCursor {
   readonly startBlock: number
   readonly endBlock: number | undefined
   readonly reorgWindow: number
+  /** Contracts and their addresses, factory registrations included. */
+  contracts: ReadonlyArray<ContractInfo>
+  /** Addresses handlers registered (this run's and resumed ones), oldest first. */
+  registrations: Array<Batch.Registration>
+  /** Registrations whose own block still has to be fetched for them alone. */
+  backfill: Array<Batch.Registration>
+  /** Progress when the last batch was built, to truncate it. */
+  progressBefore: number
+  eventsBefore: number
   /** Last block handed out in a batch. */
   progress: number
   /** Last block fetched into the buffer. */
@@ -65,17 +74,24 @@ export const contractsOf = (indexer: Indexer.Indexer, chain: Indexer.Chain): Rea
 
 export const makeCursor = (
   chain: Indexer.Chain,
+  contracts: ReadonlyArray<ContractInfo>,
   source: ChainSource,
   resumed: ChainState | undefined,
-  storedHashes: ReadonlyArray<{ readonly number: number; readonly hash: string }>
+  storedHashes: ReadonlyArray<{ readonly number: number; readonly hash: string }>,
+  registrations: ReadonlyArray<Batch.Registration>
 ): ChainCursor => {
   const progress = resumed?.progressBlock ?? chain.startBlock - 1
-  return {
+  const cursor: ChainCursor = {
     chainId: chain.id,
     source,
     startBlock: chain.startBlock,
     endBlock: chain.endBlock === undefined ? source.endBlock : Math.min(chain.endBlock, source.endBlock ?? chain.endBlock),
     reorgWindow: chain.reorgWindow ?? 200,
+    contracts,
+    registrations: [],
+    backfill: [],
+    progressBefore: progress,
+    eventsBefore: resumed?.eventsProcessed ?? 0,
     progress,
     fetchedTo: progress,
     head: 0,
@@ -88,6 +104,26 @@ export const makeCursor = (
     windowCheckpoints: [],
     lastSafeCheckpoint: undefined
   }
+  baseContracts.set(cursor, contracts)
+  addRegistrations(cursor, registrations, false)
+  return cursor
+}
+
+const baseContracts = new WeakMap<ChainCursor, ReadonlyArray<ContractInfo>>()
+
+/** The chain's contracts with every registered address added. */
+const contractsWith = (base: ReadonlyArray<ContractInfo>, registrations: ReadonlyArray<Batch.Registration>): ReadonlyArray<ContractInfo> =>
+  base.map((c) => {
+    const added = registrations.filter((r) => r.contractName === c.name).map((r) => r.address)
+    return added.length === 0 ? c : { ...c, addresses: [...new Set([...c.addresses, ...added])] }
+  })
+
+/** Adds registered addresses; with `backfill`, their registration block is fetched again for them alone. */
+export const addRegistrations = (cursor: ChainCursor, registrations: ReadonlyArray<Batch.Registration>, backfill: boolean): void => {
+  if (registrations.length === 0) return
+  for (const r of registrations) cursor.registrations.push(r)
+  if (backfill) for (const r of registrations) cursor.backfill.push(r)
+  cursor.contracts = contractsWith(baseContracts.get(cursor) ?? cursor.contracts, cursor.registrations)
 }
 
 /** The last block this chain will process in this run (undefined: follows the head forever). */
@@ -123,24 +159,45 @@ const fill = (cursor: ChainCursor, options: Options): Effect.Effect<Detected | u
     if (cursor.head === 0 || (cursor.fetchedTo >= cursor.head && cursor.buffer.length === 0)) {
       cursor.head = yield* cursor.source.head
     }
+    if (cursor.backfill.length > 0) {
+      // A registration's own block was fetched before its address was known: fetch it again for that address.
+      const pending = cursor.backfill
+      cursor.backfill = []
+      const block = Math.min(...pending.map((r) => r.blockNumber))
+      const contracts = contractsWith(baseContracts.get(cursor)!.map((c) => ({ ...c, addresses: [] })), pending)
+        .filter((c) => c.addresses.length > 0)
+      const result = yield* cursor.source.fetch({ fromBlock: block, toBlock: block, hashesFrom: undefined, contracts })
+      const events = result.events.filter((e) => e.blockNumber === block)
+      if (events.length > 0) {
+        cursor.buffer.unshift({ number: block, hash: events[0]!.blockHash, timestamp: events[0]!.blockTimestamp, events: [...events] })
+        cursor.bufferedEvents += events.length
+      }
+    }
     const limit = Math.min(cursor.head, cursor.endBlock ?? Number.POSITIVE_INFINITY)
     while (cursor.bufferedEvents < options.batchSize && cursor.fetchedTo < limit) {
       const fromBlock = cursor.fetchedTo + 1
       const toBlock = Math.min(limit, cursor.fetchedTo + options.fetchBlockRange)
-      const allBlockHashes = toBlock > cursor.head - cursor.reorgWindow
+      const windowStart = cursor.head - cursor.reorgWindow
+      const inWindow = toBlock >= windowStart
       // The parent of the range must still be the block we saw; otherwise the chain reorganised under us.
       const parent = cursor.hashes.get(fromBlock - 1)
-      if (parent !== undefined && allBlockHashes && (yield* cursor.source.blockHash(fromBlock - 1)) !== parent) {
+      if (parent !== undefined && inWindow && (yield* cursor.source.blockHash(fromBlock - 1)) !== parent) {
         return { forkBlock: yield* findForkPoint(cursor, fromBlock - 1), detectedAt: fromBlock - 1 }
       }
-      const result = yield* cursor.source.fetch({ fromBlock, toBlock, allBlockHashes })
+      const result = yield* cursor.source.fetch({
+        fromBlock,
+        toBlock,
+        hashesFrom: inWindow ? Math.max(fromBlock, windowStart) : undefined,
+        contracts: cursor.contracts
+      })
+      const covered = Math.min(toBlock, Math.max(fromBlock, result.toBlock ?? toBlock))
       for (const block of result.blocks) {
-        if (block.number >= cursor.head - cursor.reorgWindow) cursor.hashes.set(block.number, block.hash)
+        if (block.number >= windowStart && block.number <= covered) cursor.hashes.set(block.number, block.hash)
       }
-      for (const n of cursor.hashes.keys()) if (n < cursor.head - cursor.reorgWindow) cursor.hashes.delete(n)
+      for (const n of cursor.hashes.keys()) if (n < windowStart) cursor.hashes.delete(n)
       const blocks = new Map<number, BufferedBlock>()
       for (const block of result.blocks) {
-        if (block.number > cursor.head - cursor.reorgWindow || allBlockHashes) {
+        if (block.number >= windowStart && block.number <= covered) {
           blocks.set(block.number, { number: block.number, hash: block.hash, timestamp: Number.NEGATIVE_INFINITY, events: [] })
         }
       }
@@ -154,11 +211,11 @@ const fill = (cursor: ChainCursor, options: Options): Effect.Effect<Detected | u
       }
       for (const block of [...blocks.values()].sort((a, b) => a.number - b.number)) {
         // Hash-only blocks are kept only inside the reorg window, where the detector needs them.
-        if (block.events.length === 0 && block.number <= cursor.head - cursor.reorgWindow) continue
+        if (block.events.length === 0 && block.number < windowStart) continue
         cursor.buffer.push(block)
         cursor.bufferedEvents += block.events.length
       }
-      cursor.fetchedTo = toBlock
+      cursor.fetchedTo = covered
     }
     return undefined
   })
@@ -173,6 +230,10 @@ export const nextBatch = (
     const active = cursors.filter((c) => !isDone(c, options.exitAtHead))
     if (active.length === 0 && cursors.every((c) => c.head > 0)) return { _tag: "Done" } as const
     const detected = yield* Effect.forEach(active, (c) => fill(c, options), { concurrency: "unbounded" })
+    for (const c of active) {
+      c.progressBefore = c.progress
+      c.eventsBefore = c.eventsProcessed
+    }
     for (const [i, reorg] of detected.entries()) {
       if (reorg !== undefined) return { _tag: "Reorg", chainId: active[i]!.chainId, ...reorg } as const
     }
@@ -226,8 +287,8 @@ export const nextBatch = (
       while (cursor.windowCheckpoints.length > 0 && cursor.windowCheckpoints[0]!.block <= cursor.head - cursor.reorgWindow) {
         cursor.lastSafeCheckpoint = cursor.windowCheckpoints.shift()!.id
       }
-      if (reached <= cursor.progress) continue
-      cursor.progress = reached
+      if (reached <= cursor.progress && !taken.has(cursor)) continue
+      cursor.progress = Math.max(reached, cursor.progress)
       if (reached > cursor.head - cursor.reorgWindow) isInReorgThreshold = true
       if (cursor.readyAt === undefined && isDone(cursor, true)) cursor.readyAt = new Date()
       progress.push({
@@ -249,7 +310,8 @@ export const nextBatch = (
         checkpointBlockHashes: blockHashes,
         checkpointEventsProcessed: eventsProcessed,
         isInReorgThreshold,
-        progress
+        progress,
+        registrations: []
       }
     } as const
   })
@@ -278,6 +340,12 @@ export const rewind = (cursor: ChainCursor, block: number): void => {
   if (cursor.progress > block) cursor.progress = block
   for (const n of [...cursor.hashes.keys()]) if (n > block) cursor.hashes.delete(n)
   cursor.windowCheckpoints = cursor.windowCheckpoints.filter((c) => c.block <= block)
+  const registered = cursor.registrations.filter((r) => r.blockNumber <= block)
+  if (registered.length !== cursor.registrations.length) {
+    cursor.registrations = registered
+    cursor.backfill = cursor.backfill.filter((r) => r.blockNumber <= block)
+    cursor.contracts = contractsWith(baseContracts.get(cursor)!, registered)
+  }
 }
 
 /**
@@ -294,4 +362,43 @@ export const safeCheckpoint = (cursors: ReadonlyArray<ChainCursor>): bigint | un
     if (safe === undefined || c.lastSafeCheckpoint < safe) safe = c.lastSafeCheckpoint
   }
   return safe
+}
+
+/**
+ * Cuts a batch after its first `keep` items (a handler registered a contract: later blocks must be fetched again
+ * with its address). Cursors go back to the last block kept; the dropped blocks are fetched again.
+ */
+export const truncate = (cursors: ReadonlyArray<ChainCursor>, batch: Batch.Batch, keep: number): Batch.Batch => {
+  let items = 0
+  let checkpoints = 0
+  // `keep` ends a block, so the kept checkpoints are those up to the one holding the last kept item.
+  while (checkpoints < batch.checkpointIds.length && items < keep) {
+    items += batch.checkpointEventsProcessed[checkpoints]!
+    checkpoints++
+  }
+  const lastBlock = new Map<number, number>()
+  for (let i = 0; i < checkpoints; i++) lastBlock.set(batch.checkpointChainIds[i]!, batch.checkpointBlockNumbers[i]!)
+  const keptItems = batch.items.slice(0, items)
+  const progress: Array<Batch.ChainProgress> = []
+  for (const cursor of cursors) {
+    if (!batch.progress.some((p) => p.chainId === cursor.chainId)) continue
+    const block = lastBlock.get(cursor.chainId) ?? cursor.progressBefore
+    rewind(cursor, block)
+    cursor.progress = block
+    cursor.eventsProcessed = cursor.eventsBefore + keptItems.filter((e) => e.chainId === cursor.chainId).length
+    if (cursor.firstEventBlock !== undefined && cursor.firstEventBlock > block) cursor.firstEventBlock = undefined
+    if (block > cursor.progressBefore || lastBlock.has(cursor.chainId)) {
+      progress.push({ chainId: cursor.chainId, progressBlock: block, sourceBlock: cursor.head, eventsProcessed: cursor.eventsProcessed, firstEventBlock: cursor.firstEventBlock })
+    }
+  }
+  return {
+    ...batch,
+    items: keptItems,
+    checkpointIds: batch.checkpointIds.slice(0, checkpoints),
+    checkpointChainIds: batch.checkpointChainIds.slice(0, checkpoints),
+    checkpointBlockNumbers: batch.checkpointBlockNumbers.slice(0, checkpoints),
+    checkpointBlockHashes: batch.checkpointBlockHashes.slice(0, checkpoints),
+    checkpointEventsProcessed: batch.checkpointEventsProcessed.slice(0, checkpoints),
+    progress
+  }
 }

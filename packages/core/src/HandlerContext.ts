@@ -7,6 +7,7 @@
  * preload could not foresee.
  */
 import { Effect, Schema } from "effect"
+import type * as Batch from "./Batch.js"
 import * as Change from "./Change.js"
 import type * as Entity from "./Entity.js"
 import { EffectCache } from "./EffectCache.js"
@@ -35,13 +36,18 @@ export type Context<Ents extends ReadonlyArray<Entity.Any>> = {
   readonly effect: <I, O, E>(effect: ExternalEffect.ExternalEffect<string, I, O, E>, input: I) => Effect.Effect<O, EffectCallError>
   /** Logs with the event's chain, block and log index attached. */
   readonly log: (message: string) => Effect.Effect<void>
+  /**
+   * Registers a contract address (the factory pattern): its events are indexed from this event's block on,
+   * on this chain. `contractName` names a contract of the chain's config.
+   */
+  readonly addContract: (contractName: string, address: string) => Effect.Effect<void>
 }
 
 /** An entity row as the runtime handles it generically. */
 type Row = { readonly id: string }
 
 /** Names a handler context already uses; an entity may not take them. */
-export const reservedNames: ReadonlyArray<string> = ["effect", "log"]
+export const reservedNames: ReadonlyArray<string> = ["effect", "log", "addContract"]
 
 /** The item a handler runs for: its event and checkpoint. Set before each handler runs. */
 interface Current {
@@ -70,6 +76,8 @@ export interface Contexts {
   readonly preloadStopped: () => boolean
   /** Loads everything recorded by the preload pass since the last call. */
   readonly load: Effect.Effect<void, StorageError>
+  /** Contracts registered by handlers since the last call. */
+  readonly takeRegistrations: () => Array<Batch.Registration>
 }
 
 export const make = Effect.gen(function*() {
@@ -78,6 +86,7 @@ export const make = Effect.gen(function*() {
   const cache = yield* EffectCache
   const current: Current = { event: undefined, checkpointId: 0n }
   let stopped = false
+  let registrations: Array<Batch.Registration> = []
   let recorded: Recorded = { ids: new Map(), lookups: [], effects: [] }
 
   const real: Record<string, unknown> = {}
@@ -171,6 +180,19 @@ export const make = Effect.gen(function*() {
       return Effect.die(new PreloadStop())
     })
   preload.log = () => Effect.void
+  real.addContract = (contractName: string, address: string) =>
+    Effect.sync(() => {
+      const event = current.event!
+      registrations.push({
+        chainId: event.chainId,
+        contractName,
+        address: address.toLowerCase(),
+        blockNumber: event.blockNumber,
+        logIndex: event.logIndex,
+        checkpointId: current.checkpointId
+      })
+    })
+  preload.addContract = () => Effect.void
 
   const loadRecorded = Effect.gen(function*() {
     const { effects, ids, lookups } = recorded
@@ -204,6 +226,11 @@ export const make = Effect.gen(function*() {
       stopped = false
     },
     preloadStopped: () => stopped,
+    takeRegistrations: () => {
+      const taken = registrations
+      registrations = []
+      return taken
+    },
     load: loadRecorded
   } satisfies Contexts
 })

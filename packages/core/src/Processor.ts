@@ -71,11 +71,13 @@ export const make = (options: Options = {}) =>
 
     const cursors = yield* Effect.forEach(indexer.chains, (chain) =>
       Effect.gen(function*() {
-        const source = yield* chain.source.make({ chainId: chain.id, contracts: Fetcher.contractsOf(indexer, chain) }).pipe(Scope.provide(scope))
+        const contracts = Fetcher.contractsOf(indexer, chain)
+        const source = yield* chain.source.make({ chainId: chain.id, contracts }).pipe(Scope.provide(scope))
         const resumed = store.resumedChains.find((c) => c.chainId === chain.id)
         const window = chain.reorgWindow ?? 200
         const hashes = resumed === undefined ? [] : yield* storage.storedBlockHashes(chain.id, resumed.progressBlock - window)
-        return Fetcher.makeCursor(chain, source, resumed, hashes)
+        const registered = yield* storage.loadAddresses(chain.id)
+        return Fetcher.makeCursor(chain, contracts, source, resumed, hashes, registered)
       }))
     let stopRequested = false
     // Preload rounds per batch: each resolves the effects the previous one stopped at.
@@ -87,6 +89,7 @@ export const make = (options: Options = {}) =>
     const processBatch = Effect.fn("Processor.processBatch")(function*(batch: Batch.Batch) {
       const checkpointIds = Batch.itemCheckpointIds(batch)
       const items = batch.items
+      const registrations: Array<Batch.Registration> = []
       let pending: Array<number> = []
       for (let i = 0; i < items.length; i++) if (handlerFor(items[i]!) !== undefined) pending.push(i)
       for (let round = 0; round < preloadRounds && pending.length > 0; round++) {
@@ -100,23 +103,43 @@ export const make = (options: Options = {}) =>
         yield* contexts.load
         pending = stopped
       }
+      // A registration cuts the batch after its block: later blocks are fetched again with the new address.
+      let cut: Event | undefined
+      let end = items.length
       for (let i = 0; i < items.length; i++) {
         const event = items[i]!
+        if (cut !== undefined && (event.chainId !== cut.chainId || event.blockNumber !== cut.blockNumber)) {
+          end = i
+          break
+        }
         const handler = handlerFor(event)
         if (handler === undefined) continue
         contexts.setCurrent(event, checkpointIds[i]!)
         const exit = yield* Effect.exit(handler(event, contexts.real))
-        if (exit._tag === "Failure") {
+        const failure = exit._tag === "Failure" ? exit.cause : undefined
+        const registered = contexts.takeRegistrations()
+        const unknown = registered.find((r) => !cursors.find((c) => c.chainId === r.chainId)!.contracts.some((k) => k.name === r.contractName))
+        if (failure !== undefined || unknown !== undefined) {
           return yield* new HandlerError({
             chainId: event.chainId,
             blockNumber: event.blockNumber,
             logIndex: event.logIndex,
             transactionHash: event.transactionHash,
             handler: `${event.contractName}.${event.eventName}`,
-            cause: exit.cause
+            cause: failure ?? `addContract: chain ${event.chainId} has no contract named "${unknown!.contractName}"`
           })
         }
+        if (registered.length > 0) {
+          cut = event
+          registrations.push(...registered)
+        }
       }
+      if (cut === undefined) return batch
+      const truncated = Fetcher.truncate(cursors, batch, end)
+      for (const cursor of cursors) {
+        Fetcher.addRegistrations(cursor, registrations.filter((r) => r.chainId === cursor.chainId), true)
+      }
+      return { ...truncated, registrations }
     })
 
     /** Rolls every chain back to the reorg's fork point: flush, read the diff from history, stage it, rewind. */
@@ -186,14 +209,14 @@ export const make = (options: Options = {}) =>
           yield* Effect.sleep(pollInterval)
           continue
         }
-        const batch = next.batch
         const started = yield* Clock.currentTimeMillis
-        const failure = yield* Effect.flip(processBatch(batch)).pipe(Effect.option)
-        if (failure._tag === "Some") {
+        const processed = yield* Effect.result(processBatch(next.batch))
+        if (processed._tag === "Failure") {
           // The batches before this one are valid: write them; this one writes nothing.
           yield* cycle.flush
-          return yield* Effect.fail(failure.value)
+          return yield* Effect.fail(processed.failure)
         }
+        const batch = processed.success
         yield* cycle.commitBatch(batch)
         store.setChainMeta(Fetcher.chainMeta(cursors))
         yield* Metric.update(Metrics.processingDuration, (yield* Clock.currentTimeMillis) - started)

@@ -172,7 +172,7 @@ const make = (sim: Chain, contractName: string, startedAt: number): ChainSource 
     endBlock: blocks,
     head,
     blockHash: (n) => Effect.succeed(n < 1 || n > blocks ? undefined : sim.blockHash(n, variantOf(n))),
-    fetch: ({ allBlockHashes, fromBlock, toBlock }) =>
+    fetch: ({ fromBlock, hashesFrom, toBlock }) =>
       Effect.gen(function*() {
         const h = yield* head
         if (toBlock > h) return yield* new SourceError({ chainId: sim.chainId, message: `block ${toBlock} is past the head ${h}` })
@@ -181,7 +181,7 @@ const make = (sim: Chain, contractName: string, startedAt: number): ChainSource 
         for (let n = Math.max(1, fromBlock); n <= toBlock; n++) {
           const variant = variantOf(n)
           for (const e of sim.events(n, variant)) events.push({ ...e, contractName })
-          if (allBlockHashes || sim.params.eventsPerBlock > 0) hashes.push({ number: n, hash: sim.blockHash(n, variant) })
+          if ((hashesFrom !== undefined && n >= hashesFrom) || sim.params.eventsPerBlock > 0) hashes.push({ number: n, hash: sim.blockHash(n, variant) })
         }
         for (let n = fromBlock; n <= toBlock; n++) {
           const tip = forkTip(n)

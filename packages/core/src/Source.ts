@@ -13,17 +13,21 @@ export interface Block {
 }
 
 export interface FetchResult {
-  /** Decoded events of the range, ordered by block number then log index. */
+  /** Decoded events of the range covered, ordered by block number then log index. */
   readonly events: ReadonlyArray<Event>
-  /** Hashes of the range's blocks: those with events, and every block when `allBlockHashes` was asked. */
+  /** Hashes of the covered blocks with events, and of every covered block from `hashesFrom` on. */
   readonly blocks: ReadonlyArray<Block>
+  /** The last block covered: a source may serve less than asked (its own range limits); default `toBlock`. */
+  readonly toBlock?: number
 }
 
 export interface FetchRequest {
   readonly fromBlock: number
   readonly toBlock: number
-  /** Also report blocks without events (inside the reorg window, for the reorg detector). */
-  readonly allBlockHashes: boolean
+  /** Also report the hashes of blocks without events from this block on (the reorg window, for the detector). */
+  readonly hashesFrom: number | undefined
+  /** The contracts to fetch, with their addresses as of now (factories add some during a run). */
+  readonly contracts: ReadonlyArray<ContractInfo>
 }
 
 /** A running source for one chain. */
@@ -101,7 +105,7 @@ export const memory = (blocks: ReadonlyArray<MemoryBlock>, options?: { readonly 
           const block = byNumber.get(n)
           return block === undefined ? (n <= currentHead() ? defaultHash(n) : undefined) : hashOf(block)
         }),
-        fetch: ({ allBlockHashes, fromBlock, toBlock }) =>
+        fetch: ({ contracts, fromBlock, hashesFrom, toBlock }) =>
           Effect.suspend(() => {
             if (toBlock > currentHead()) {
               return Effect.fail(new SourceError({ chainId: chain.chainId, message: `block ${toBlock} is past the head ${currentHead()}` }))
@@ -111,14 +115,18 @@ export const memory = (blocks: ReadonlyArray<MemoryBlock>, options?: { readonly 
             for (let n = fromBlock; n <= toBlock; n++) {
               const block = byNumber.get(n)
               const events0 = block?.events ?? []
+              const allBlockHashes = hashesFrom !== undefined && n >= hashesFrom
               if (block !== undefined && (allBlockHashes || events0.length > 0)) out.push({ number: n, hash: hashOf(block) })
               else if (allBlockHashes) out.push({ number: n, hash: defaultHash(n) })
-              events0.forEach((e, logIndex) =>
+              events0.forEach((e, logIndex) => {
+                const srcAddress = e.srcAddress ?? addressOf(chain, e.contractName)
+                // Like eth_getLogs: only the requested contracts' addresses.
+                if (!contracts.some((c) => c.name === e.contractName && c.addresses.includes(srcAddress))) return
                 events.push({
                   chainId: chain.chainId,
                   contractName: e.contractName,
                   eventName: e.eventName,
-                  srcAddress: e.srcAddress ?? addressOf(chain, e.contractName),
+                  srcAddress,
                   blockNumber: n,
                   blockHash: hashOf(block!),
                   blockTimestamp: block!.timestamp ?? n,
@@ -126,7 +134,7 @@ export const memory = (blocks: ReadonlyArray<MemoryBlock>, options?: { readonly 
                   transactionHash: e.transactionHash ?? `0x${n.toString(16).padStart(8, "0")}${logIndex.toString(16).padStart(56, "0")}`,
                   params: e.params
                 })
-              )
+              })
             }
             return Effect.succeed({ events, blocks: out })
           })

@@ -52,7 +52,7 @@ export interface ChainMeta {
 /** Everything one write makes durable, in one transaction. */
 export interface WritePlan {
   readonly rollback: Rollback | undefined
-  /** The drained run of batches, merged: items, checkpoints, progress, isInReorgThreshold. */
+  /** The drained run of batches, merged: items, checkpoints, progress, registrations, isInReorgThreshold. */
   readonly batch: Batch.Batch
   /** Per entity, every step with committed < checkpoint ≤ the run's last (oldest first). */
   readonly entities: ReadonlyArray<{ readonly entity: string; readonly changes: ReadonlyArray<Change.Change<unknown>> }>
@@ -97,6 +97,8 @@ export class Storage extends Context.Service<Storage, {
   readonly rollbackTarget: (chainId: number, blockNumber: number) => Effect.Effect<bigint, StorageError>
   readonly readRollbackDiff: (targetCheckpointId: bigint) => Effect.Effect<RollbackDiff, StorageError>
   readonly storedBlockHashes: (chainId: number, fromBlock: number) => Effect.Effect<ReadonlyArray<Block>, StorageError>
+  /** Contract addresses handlers registered on a chain, as committed (oldest first). */
+  readonly loadAddresses: (chainId: number) => Effect.Effect<ReadonlyArray<Batch.Registration>, StorageError>
   /**
    * Deletes what no rollback can need any more: history rows at or below the safe checkpoint except each id's
    * newest one there, and checkpoints below it (the safe checkpoint itself stays: it can be a rollback target).
@@ -139,6 +141,7 @@ interface MemoryState {
   effects: Map<string, Map<string, EffectRow>>
   checkpoints: Array<Checkpoint.Checkpoint>
   chains: Map<number, ChainState>
+  addresses: Array<Batch.Registration>
 }
 
 const makeMemory = Effect.gen(function*() {
@@ -149,7 +152,8 @@ const makeMemory = Effect.gen(function*() {
     history: new Map(),
     effects: new Map(),
     checkpoints: [],
-    chains: new Map()
+    chains: new Map(),
+    addresses: []
   }
   let gate: Deferred.Deferred<void> | undefined
   let failure: StorageError | undefined
@@ -179,7 +183,8 @@ const makeMemory = Effect.gen(function*() {
       history: new Map([...state.history].map(([k, v]) => [k, [...v]])),
       effects: new Map([...state.effects].map(([k, v]) => [k, new Map(v)])),
       checkpoints: [...state.checkpoints],
-      chains: new Map(state.chains)
+      chains: new Map(state.chains),
+      addresses: [...state.addresses]
     }
     const prev = state
     state = next
@@ -190,6 +195,7 @@ const makeMemory = Effect.gen(function*() {
           state.history.set(name, rows.filter((r) => r.checkpointId <= rollback.targetCheckpointId))
         }
         state.checkpoints = state.checkpoints.filter((c) => c.id <= rollback.targetCheckpointId)
+        state.addresses = state.addresses.filter((a) => a.checkpointId <= rollback.targetCheckpointId)
         for (const effect of indexer?.effects ?? []) {
           if (!effect.reorgSensitive) continue
           const rows = state.effects.get(effect.name)
@@ -221,6 +227,7 @@ const makeMemory = Effect.gen(function*() {
           else rows.delete(change.entityId)
         }
       }
+      for (const r of batch.registrations) state.addresses.push(r)
       for (const { effect, rows } of plan.effects) {
         let t = state.effects.get(effect)
         if (t === undefined) state.effects.set(effect, (t = new Map()))
@@ -389,6 +396,7 @@ const makeMemory = Effect.gen(function*() {
           .filter((c) => c.chainId === chainId && c.blockNumber >= fromBlock)
           .map((c) => ({ number: c.blockNumber, hash: c.blockHash }))
       ),
+    loadAddresses: (chainId) => Effect.sync(() => state.addresses.filter((a) => a.chainId === chainId)),
     pruneHistory: (safe) =>
       Effect.sync(() => {
         for (const [entity, rows] of state.history) {
@@ -408,7 +416,7 @@ const makeMemory = Effect.gen(function*() {
       effectCounts: [...state.effects].map(([effect, rows]) => ({ effect, rows: rows.size }))
     })),
     reset: Effect.sync(() => {
-      state = { committed: Checkpoint.initial, entities: new Map(), history: new Map(), effects: new Map(), checkpoints: [], chains: new Map() }
+      state = { committed: Checkpoint.initial, entities: new Map(), history: new Map(), effects: new Map(), checkpoints: [], chains: new Map(), addresses: [] }
     })
   })
 
