@@ -148,6 +148,10 @@ describe("anvil helpers", () => {
     expect(balances.reduce((x, y) => x + y, 0n)).toBe(supply)
   })
 
+  it("refuses a port already in use instead of talking to whatever listens there", async () => {
+    await expect(startAnvil({ port: Number(new URL(anvil.url).port) })).rejects.toThrow(/EADDRINUSE/)
+  })
+
   it("stop ends anvil", async () => {
     const other = await startAnvil()
     await other.stop()

@@ -61,11 +61,12 @@ export interface AnvilOptions {
   readonly port?: number
 }
 
-const freePort = (): Promise<number> =>
+/** Binds 127.0.0.1:port (0: any) and releases it: the port that was free, or an EADDRINUSE rejection. */
+const freePort = (port: number): Promise<number> =>
   new Promise((resolve, reject) => {
     const server = net.createServer()
     server.once("error", reject)
-    server.listen(0, "127.0.0.1", () => {
+    server.listen(port, "127.0.0.1", () => {
       const address = server.address()
       const port = typeof address === "object" && address !== null ? address.port : 0
       server.close(() => resolve(port))
@@ -90,9 +91,10 @@ const chainIdAt = async (url: string): Promise<number | undefined> => {
 /** Starts anvil on 127.0.0.1 and resolves once it answers eth_chainId; it is killed on stop() or when this process exits. */
 export const startAnvil = async (options: AnvilOptions = {}): Promise<Anvil> => {
   const chainId = options.chainId ?? 31337
-  // A port picked by listening on 0 can be taken before anvil binds it, so a failed start is retried on a new port.
+  // Anvil failing to bind a taken port would leave whatever listens there answering the readiness check, so the port is checked first;
+  // one picked by listening on 0 can still be taken before anvil binds it, so a failed start is retried on a new port.
   for (let attempt = 1; ; attempt++) {
-    const port = options.port ?? (await freePort())
+    const port = await freePort(options.port ?? 0)
     try {
       return await launch(chainId, port, options.blockTime)
     } catch (error) {
