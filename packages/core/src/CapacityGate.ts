@@ -9,8 +9,17 @@ import * as Metrics from "./Metrics.js"
 import { PersistenceCycle } from "./PersistenceCycle.js"
 import { Store } from "./Store.js"
 
+export interface Stats {
+  /** The most objects seen at the gate: the high-water mark of memory held, in objects. */
+  readonly peakObjects: number
+  readonly evictedCommitted: number
+  readonly evictedLoaded: number
+  readonly waits: number
+}
+
 export class CapacityGate extends Context.Service<CapacityGate, {
   readonly awaitCapacity: Effect.Effect<void>
+  readonly stats: Effect.Effect<Stats>
 }>()("chainstore/CapacityGate") {}
 
 export const make = Effect.gen(function*() {
@@ -20,24 +29,29 @@ export const make = Effect.gen(function*() {
   yield* Metric.update(Metrics.objectsTarget, objectsTarget)
 
   const overTarget = () => store.counts().total >= objectsTarget
+  const stats = { peakObjects: 0, evictedCommitted: 0, evictedLoaded: 0, waits: 0 }
 
   const awaitCapacity: Effect.Effect<void> = Effect.gen(function*() {
+    stats.peakObjects = Math.max(stats.peakObjects, store.counts().total)
     while (!store.hasFailedWrite() && overTarget()) {
       const committed = store.dropCommitted(true)
+      stats.evictedCommitted += committed
       yield* Metric.update(Metrics.forTier(Metrics.evictions, "committed"), committed)
       if (!overTarget()) break
       const loaded = store.dropCommitted(false)
+      stats.evictedLoaded += loaded
       yield* Metric.update(Metrics.forTier(Metrics.evictions, "db_loaded"), loaded)
       if (!overTarget()) break
       // Waiting only helps when a queued or in-flight batch's commit will make its changes evictable.
       if (store.queuedBatches() === 0 && !cycle.isWriting()) break
+      stats.waits++
       yield* Metric.update(Metrics.capacityWaits, 1)
       yield* cycle.awaitCommit
     }
     yield* Metric.update(Metrics.objects, store.counts().total)
   }).pipe(Effect.withSpan("CapacityGate.awaitCapacity"))
 
-  return CapacityGate.of({ awaitCapacity })
+  return CapacityGate.of({ awaitCapacity, stats: Effect.sync(() => ({ ...stats })) })
 })
 
 export const layer: Layer.Layer<CapacityGate, never, Store | PersistenceCycle> = Layer.effect(CapacityGate, make)

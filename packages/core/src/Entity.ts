@@ -1,7 +1,7 @@
 /**
  * Entity definitions: a name, an Effect Schema struct with a string `id`, and the indexed fields.
  */
-import { Schema } from "effect"
+import { Schema, type SchemaAST } from "effect"
 
 export type Fields = Schema.Struct.Fields & { readonly id: Schema.Codec<string, string> }
 
@@ -30,6 +30,18 @@ export const make = <const Name extends string, const F extends Fields>(
   schema: Schema.Struct(fields),
   indexes: options?.indexes ?? []
 })
+
+/** Fields holding bigints (optional ones included): stored as numeric(78,0), so bounded by ±(10^78 − 1). */
+export const bigintFields = (entity: Any): ReadonlyArray<string> =>
+  (entity.schema.ast as SchemaAST.Objects).propertySignatures
+    .filter((p) => isBigInt(p.type))
+    .map((p) => String(p.name))
+
+const isBigInt = (ast: SchemaAST.AST): boolean =>
+  ast._tag === "BigInt" || (ast._tag === "Union" && ast.types.some((t) => t._tag === "BigInt") && ast.types.every((t) => t._tag === "BigInt" || t._tag === "Undefined" || t._tag === "Null"))
+
+/** The largest magnitude a stored bigint may have. */
+export const maxBigInt = 10n ** 78n - 1n
 
 /** Any entity, for code that handles them generically. */
 export type Any = Entity<string, Fields>

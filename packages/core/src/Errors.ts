@@ -1,7 +1,7 @@
 /**
  * Every typed error of chainstore's runtime, in one module. Retryability is data (`isRetryable`).
  */
-import { Schema } from "effect"
+import { Cause, Schema } from "effect"
 
 /** A Storage operation failed; `isRetryable` says whether re-running the whole transaction is safe and useful. */
 export class StorageError extends Schema.TaggedError<StorageError>()("StorageError", {
@@ -46,6 +46,7 @@ export class EffectCallError extends Schema.TaggedError<EffectCallError>()("Effe
 export class EntityValidationError extends Schema.TaggedError<EntityValidationError>()("EntityValidationError", {
   entity: Schema.String,
   entityId: Schema.String,
+  field: Schema.optional(Schema.String),
   message: Schema.String
 }) {}
 
@@ -77,5 +78,19 @@ export class DeepReorgError extends Schema.TaggedError<DeepReorgError>()("DeepRe
 /** Errors that end the program. */
 export type Fatal = WriteFailed | HandlerError | SourceError | StorageError | DeepReorgError | EntityValidationError
 
-const describe = (cause: unknown): string =>
-  cause instanceof Error ? cause.message : typeof cause === "string" ? cause : JSON.stringify(cause) ?? String(cause)
+/** A cause in a line: the first failure's own message, through nested causes. */
+const describe = (cause: unknown): string => {
+  if (Cause.isCause(cause)) {
+    const reason = cause.reasons.find((r) => r._tag === "Fail") ?? cause.reasons.find((r) => r._tag === "Die")
+    if (reason?._tag === "Fail") return describe(reason.error)
+    if (reason?._tag === "Die") return describe(reason.defect)
+    return Cause.pretty(cause)
+  }
+  if (cause instanceof Error) return cause.message
+  if (typeof cause === "string") return cause
+  try {
+    return JSON.stringify(cause) ?? String(cause)
+  } catch {
+    return String(cause)
+  }
+}

@@ -9,7 +9,7 @@
 import { Effect, Schema } from "effect"
 import type * as Batch from "./Batch.js"
 import * as Change from "./Change.js"
-import type * as Entity from "./Entity.js"
+import * as Entity from "./Entity.js"
 import { EffectCache } from "./EffectCache.js"
 import type * as EffectCacheNs from "./EffectCache.js"
 import { EntityValidationError } from "./Errors.js"
@@ -95,6 +95,7 @@ export const make = Effect.gen(function*() {
   for (const entity of store.indexer.entities) {
     const name = entity.name
     const is = Schema.is(entity.schema)
+    const bigints = Entity.bigintFields(entity)
     const load = (id: string) =>
       Effect.map(storage.loadByIds(name, [id]), (rows) => {
         store.initEntityFromDb(name, id, rows[0])
@@ -118,6 +119,12 @@ export const make = Effect.gen(function*() {
       set: (value: Row) =>
         Effect.suspend(() => {
           if (!is(value)) return Effect.fail(invalid(entity, value, current.event))
+          for (const field of bigints) {
+            const v = (value as Record<string, unknown>)[field]
+            if (typeof v === "bigint" && (v > Entity.maxBigInt || v < -Entity.maxBigInt)) {
+              return Effect.fail(invalid(entity, value, current.event, field, `${field} = ${v} does not fit numeric(78,0)`))
+            }
+          }
           store.setEntity(name, Change.set(value.id, value, current.checkpointId))
           return Effect.void
         }),
@@ -235,10 +242,15 @@ export const make = Effect.gen(function*() {
   } satisfies Contexts
 })
 
-const invalid = (entity: Entity.Any, value: unknown, event: Event | undefined): EntityValidationError => {
-  const result = Schema.decodeUnknownExit(entity.schema as unknown as Schema.ConstraintDecoder<unknown>)(value)
-  const detail = result._tag === "Failure" ? String(result.cause) : "does not match the schema"
+const invalid = (entity: Entity.Any, value: unknown, event: Event | undefined, field?: string, problem?: string): EntityValidationError => {
+  const result = problem === undefined ? Schema.decodeUnknownExit(entity.schema as unknown as Schema.ConstraintDecoder<unknown>)(value) : undefined
+  const detail = problem ?? (result?._tag === "Failure" ? String(result.cause) : "does not match the schema")
   const id = typeof (value as { id?: unknown })?.id === "string" ? (value as { id: string }).id : "<no id>"
   const where = event === undefined ? "" : ` (event ${event.contractName}.${event.eventName} on chain ${event.chainId}, block ${event.blockNumber}, log index ${event.logIndex})`
-  return new EntityValidationError({ entity: entity.name, entityId: id, message: `${entity.name} ${id} is invalid${where}: ${detail}` })
+  return new EntityValidationError({
+    entity: entity.name,
+    entityId: id,
+    ...(field === undefined ? {} : { field }),
+    message: `${entity.name} ${id} is invalid${where}: ${detail}`
+  })
 }
