@@ -2,8 +2,8 @@
  * Columns: how an entity's fields map to SQL columns, and how values cross between the in-memory entity (the
  * schema's Type: bigint, Date, nested objects…) and SQL text. Pure: no services, no I/O.
  *
- * Values travel as text: each column of a bulk write is one Postgres array literal (`{"a","b",NULL}`) cast
- * server-side (`$1::numeric[]`), so a write binds one parameter per column whatever the row count.
+ * Values travel as text: each column of a bulk write is one text array parameter cast server-side
+ * (`$1::numeric[]`) and expanded by `unnest`, so a write binds one parameter per column whatever the row count.
  */
 import { Result, Schema, type SchemaAST } from "effect"
 import type { Entity } from "@chainstore/core"
@@ -318,20 +318,13 @@ export const chunkRanges = (
 }
 
 /**
- * A Postgres array literal of text elements (NULL for null). Every element is quoted, so commas, braces,
- * quotes and the word NULL inside values stay data.
+ * A bulk column as a statement parameter: its values as a text array, cast server-side to the column type.
+ * A column of nulls only is sent as NULL (the driver cannot type an array of nulls); `unnest` pads it back.
  */
-export const arrayLiteral = (values: ReadonlyArray<string | null>): string => {
-  const parts = new Array<string>(values.length)
-  for (let i = 0; i < values.length; i++) {
-    const v = values[i] as string | null
-    parts[i] = v === null ? "NULL" : needsEscape.test(v) ? `"${v.replace(escapable, "\\$&")}"` : `"${v}"`
-  }
-  return `{${parts.join(",")}}`
+export const arrayParam = (values: ReadonlyArray<string | null>): ReadonlyArray<string | null> | null => {
+  for (let i = 0; i < values.length; i++) if (values[i] !== null) return values
+  return values.length === 0 ? values : null
 }
-
-const needsEscape = /["\\]/
-const escapable = /["\\]/g
 
 /** The value with every NUL character removed from its strings, recursively through arrays and objects. */
 export const stripNul = (value: unknown): unknown => {

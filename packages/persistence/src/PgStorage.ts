@@ -4,7 +4,7 @@
  * for the layer's lifetime and by a fingerprint of the entity definitions; one transaction per write.
  */
 import { createHash } from "node:crypto"
-import { Data, Effect, Exit, Layer, Ref, Result, Scope } from "effect"
+import { Data, Effect, Exit, Fiber, Layer, Ref, Result, Scope } from "effect"
 import { SqlClient, SqlError } from "effect/sql"
 import { Batch, Change, Errors, Event, type Indexer, Storage } from "@chainstore/core"
 import * as Columns from "./Columns.js"
@@ -132,6 +132,8 @@ export const make = (options: Options = {}) =>
           yield* run(Statements.createChains(schema))
           yield* run(Statements.createCheckpoints(schema))
           yield* run(Statements.createCheckpointsIndex(schema))
+          yield* run(Statements.createAddresses(schema))
+          yield* run(Statements.createAddressesIndex(schema))
           for (const table of layout.success.entities) {
             yield* run(Statements.createEntity(schema, table))
             yield* run(Statements.createHistory(schema, table))
@@ -145,10 +147,10 @@ export const make = (options: Options = {}) =>
           }
           if (indexer.chains.length > 0) {
             yield* run(Statements.insertChains(schema), [
-              Columns.arrayLiteral(indexer.chains.map((c) => String(c.id))),
-              Columns.arrayLiteral(indexer.chains.map((c) => String(c.startBlock))),
-              Columns.arrayLiteral(indexer.chains.map((c) => (c.endBlock === undefined ? null : String(c.endBlock)))),
-              Columns.arrayLiteral(indexer.chains.map((c) => String(c.reorgWindow ?? defaultReorgWindow)))
+              Columns.arrayParam(indexer.chains.map((c) => String(c.id))),
+              Columns.arrayParam(indexer.chains.map((c) => String(c.startBlock))),
+              Columns.arrayParam(indexer.chains.map((c) => (c.endBlock === undefined ? null : String(c.endBlock)))),
+              Columns.arrayParam(indexer.chains.map((c) => String(c.reorgWindow ?? defaultReorgWindow)))
             ])
           }
         })
@@ -161,7 +163,7 @@ export const make = (options: Options = {}) =>
       const layout = yield* initialized("loadByIds")
       const table = yield* entityTable("loadByIds", layout, entity)
       if (ids.length === 0) return []
-      const rows = yield* query("loadByIds", Statements.selectByIds(schema, table), [Columns.arrayLiteral(ids)])
+      const rows = yield* query("loadByIds", Statements.selectByIds(schema, table), [Columns.arrayParam(ids)])
       return yield* attempt("loadByIds", `cannot decode ${entity} rows`, () => rows.map((row) => Columns.decodeRow(table.columns, row)))
     })
 
@@ -188,7 +190,7 @@ export const make = (options: Options = {}) =>
       const rows = yield* query<{ readonly id: string; readonly output: unknown }>(
         "loadEffectEntries",
         Statements.selectEffects(schema, table),
-        [Columns.arrayLiteral(keys)]
+        [Columns.arrayParam(keys)]
       )
       return rows.map((row) => ({ key: row.id, output: row.output }))
     })
@@ -254,6 +256,19 @@ export const make = (options: Options = {}) =>
       return rows.map((r) => ({ number: Number(r.block_number), hash: r.block_hash }))
     })
 
+    const loadAddresses = Effect.fn("PgStorage.loadAddresses")(function*(chainId: number) {
+      yield* initialized("loadAddresses")
+      const rows = yield* query<AddressRow>("loadAddresses", Statements.selectAddresses(schema), [String(chainId)])
+      return rows.map((r): Batch.Registration => ({
+        chainId: Number(r.chain_id),
+        contractName: r.contract_name,
+        address: r.address,
+        blockNumber: Number(r.block_number),
+        logIndex: r.log_index,
+        checkpointId: BigInt(r.checkpoint_id)
+      }))
+    })
+
     const pruneHistory = Effect.fn("PgStorage.pruneHistory")(function*(safe: bigint) {
       const layout = yield* initialized("pruneHistory")
       yield* transaction(
@@ -315,6 +330,7 @@ export const make = (options: Options = {}) =>
       rollbackTarget,
       readRollbackDiff,
       storedBlockHashes,
+      loadAddresses,
       pruneHistory,
       status,
       reset
@@ -338,11 +354,11 @@ const writeSteps = (
   Effect.gen(function*() {
     const step = (unit: string, text: string, params: ReadonlyArray<unknown>) =>
       Effect.asVoid(sql.unsafe(text, params)).pipe(Effect.mapError((error) => new StatementFailed({ unit, error })))
-    // One statement per chunk: rows are split only when a statement's text would pass the size budget.
+    // One statement per chunk: rows are split only when a statement's parameters would pass the size budget.
     const bulk = (unit: string, text: string, columns: ReadonlyArray<ReadonlyArray<string | null>>) =>
       Effect.forEach(
         Columns.chunkRanges(columns, maxStatementChars),
-        ([from, to]) => step(unit, text, columns.map((c) => Columns.arrayLiteral(from === 0 && to === c.length ? c : c.slice(from, to)))),
+        ([from, to]) => step(unit, text, columns.map((c) => Columns.arrayParam(from === 0 && to === c.length ? c : c.slice(from, to)))),
         { discard: true }
       )
     const encode = <A>(what: string, f: () => A) =>
@@ -358,6 +374,10 @@ const writeSteps = (
       const table = layout.entities.find((t) => t.entity === entity)
       if (table === undefined) return yield* storageError("writeBatch", `unknown entity "${entity}"`)
       const unit = `entity ${entity}`
+      if (diffCheckpoint === undefined) {
+        entities.push({ table, unit, steps: values(unit, changes), diff: [] })
+        continue
+      }
       const steps: Array<Change.Change<unknown>> = []
       const diff: Array<Change.Change<unknown>> = []
       for (const change of values(unit, changes)) (change.checkpointId === diffCheckpoint ? diff : steps).push(change)
@@ -369,6 +389,7 @@ const writeSteps = (
       const target = [String(rollback.targetCheckpointId)]
       for (const table of layout.entities) yield* step(`entity ${table.entity}`, Statements.deleteAfter(schema, table.history, "chainstore_checkpoint_id"), target)
       yield* step("checkpoints", Statements.deleteAfter(schema, Tables.checkpoints, "id"), target)
+      yield* step("addresses", Statements.deleteAfter(schema, Tables.addresses, "checkpoint_id"), target)
       for (const table of layout.effects) {
         if (table.reorgSensitive) yield* step(`effect ${table.effect}`, Statements.deleteAfter(schema, table.name, "checkpoint_id"), target)
       }
@@ -381,7 +402,7 @@ const writeSteps = (
       for (const { steps, table, unit } of entities) {
         if (steps.length === 0) continue
         const ids = [...new Set(steps.map((c) => c.entityId))]
-        yield* step(unit, Statements.backfillHistory(schema, table), [Columns.arrayLiteral(ids)])
+        yield* step(unit, Statements.backfillHistory(schema, table), [Columns.arrayParam(ids)])
         const rows = dedupeHistory(steps)
         const columns = yield* encode(`${table.entity} history`, () => [
           ...Columns.encodeColumns(table.columns, rows.map((c) => (c._tag === "Set" ? c.entity : { id: c.entityId }))),
@@ -403,6 +424,20 @@ const writeSteps = (
       yield* bulk(unit, Statements.insertRawEvents(schema), columns)
     }
 
+    // 3b. Contract addresses registered by handlers (factories).
+    if (batch.registrations.length > 0) {
+      const unit = "addresses"
+      const registrations = values(unit, batch.registrations)
+      yield* bulk(unit, Statements.insertAddresses(schema), [
+        registrations.map((r) => String(r.chainId)),
+        registrations.map((r) => r.contractName),
+        registrations.map((r) => r.address),
+        registrations.map((r) => String(r.blockNumber)),
+        registrations.map((r) => String(r.logIndex)),
+        registrations.map((r) => r.checkpointId.toString())
+      ])
+    }
+
     // 4. Effect cache rows.
     for (const { effect, rows } of plan.effects) {
       if (rows.length === 0) continue
@@ -415,7 +450,8 @@ const writeSteps = (
         latest.map((r) => Columns.stringifyJson(r.output)),
         latest.map((r) => r.checkpointId.toString())
       ])
-      yield* bulk(unit, Statements.upsertEffect(schema, table), columns)
+      yield* step(unit, Statements.deleteIds(schema, table.name), [columns[0]])
+      yield* bulk(unit, Statements.insertEffects(schema, table), columns)
     }
 
     // 5. Checkpoints (inside the threshold), chain progress, the committed frontier.
@@ -432,11 +468,11 @@ const writeSteps = (
     }
     if (batch.progress.length > 0) {
       yield* step("chains", Statements.updateProgress(schema), [
-        Columns.arrayLiteral(batch.progress.map((p) => String(p.chainId))),
-        Columns.arrayLiteral(batch.progress.map((p) => String(p.progressBlock))),
-        Columns.arrayLiteral(batch.progress.map((p) => String(p.sourceBlock))),
-        Columns.arrayLiteral(batch.progress.map((p) => String(p.eventsProcessed))),
-        Columns.arrayLiteral(batch.progress.map((p) => (p.firstEventBlock === undefined ? null : String(p.firstEventBlock))))
+        Columns.arrayParam(batch.progress.map((p) => String(p.chainId))),
+        Columns.arrayParam(batch.progress.map((p) => String(p.progressBlock))),
+        Columns.arrayParam(batch.progress.map((p) => String(p.sourceBlock))),
+        Columns.arrayParam(batch.progress.map((p) => String(p.eventsProcessed))),
+        Columns.arrayParam(batch.progress.map((p) => (p.firstEventBlock === undefined ? null : String(p.firstEventBlock))))
       ])
     }
     yield* step("state", Statements.updateCommitted(schema), [plan.committedCheckpointId.toString()])
@@ -447,7 +483,7 @@ const writeSteps = (
     }
   })
 
-/** Upserts the latest Set and deletes the latest Delete of each id among `changes`. */
+/** Leaves each id of `changes` as its latest change says: deleted, or holding the latest Set's value. */
 const applyLatest = (
   step: (unit: string, text: string, params: ReadonlyArray<unknown>) => Effect.Effect<void, StatementFailed>,
   bulk: (unit: string, text: string, columns: ReadonlyArray<ReadonlyArray<string | null>>) => Effect.Effect<void, StatementFailed>,
@@ -465,16 +501,12 @@ const applyLatest = (
       if (seen === undefined || seen.checkpointId <= change.checkpointId) latest.set(change.entityId, change)
     }
     const sets: Array<unknown> = []
-    const deletes: Array<string> = []
-    for (const change of latest.values()) {
-      if (change._tag === "Set") sets.push(change.entity)
-      else deletes.push(change.entityId)
-    }
-    if (sets.length > 0) {
-      const columns = yield* encode(`${table.entity} rows`, () => Columns.encodeColumns(table.columns, sets))
-      yield* bulk(unit, Statements.upsert(schema, table), columns)
-    }
-    if (deletes.length > 0) yield* step(unit, Statements.deleteIds(schema, table.name), [Columns.arrayLiteral(deletes)])
+    for (const change of latest.values()) if (change._tag === "Set") sets.push(change.entity)
+    // The server deletes while this thread encodes the rows to insert.
+    const deleting = yield* Effect.forkChild(step(unit, Statements.deleteIds(schema, table.name), [[...latest.keys()]]))
+    const columns = sets.length > 0 ? yield* encode(`${table.entity} rows`, () => Columns.encodeColumns(table.columns, sets)) : undefined
+    yield* Fiber.join(deleting)
+    if (columns !== undefined) yield* bulk(unit, Statements.insertRows(schema, table), columns)
   })
 
 /** One history row per (id, checkpoint): the last change of an id within a checkpoint is its step. */
@@ -509,12 +541,12 @@ const rawEventColumns = (items: ReadonlyArray<Event.Event>, checkpointIds: Reado
   return [eventId, chainId!, eventName!, contractName!, blockNumber!, logIndex!, srcAddress!, blockHash!, blockTimestamp!, blockFields!, transactionFields!, params!, checkpointId!]
 }
 
-const chainMetaParams = (meta: ReadonlyArray<Storage.ChainMeta>): ReadonlyArray<string> => [
-  Columns.arrayLiteral(meta.map((m) => String(m.chainId))),
-  Columns.arrayLiteral(meta.map((m) => String(m.sourceBlock))),
-  Columns.arrayLiteral(meta.map((m) => String(m.bufferBlock))),
-  Columns.arrayLiteral(meta.map((m) => (m.firstEventBlock === undefined ? null : String(m.firstEventBlock)))),
-  Columns.arrayLiteral(meta.map((m) => (m.readyAt === undefined ? null : m.readyAt.toISOString())))
+const chainMetaParams = (meta: ReadonlyArray<Storage.ChainMeta>): ReadonlyArray<unknown> => [
+  Columns.arrayParam(meta.map((m) => String(m.chainId))),
+  Columns.arrayParam(meta.map((m) => String(m.sourceBlock))),
+  Columns.arrayParam(meta.map((m) => String(m.bufferBlock))),
+  Columns.arrayParam(meta.map((m) => (m.firstEventBlock === undefined ? null : String(m.firstEventBlock)))),
+  Columns.arrayParam(meta.map((m) => (m.readyAt === undefined ? null : m.readyAt.toISOString())))
 ]
 
 // ---------------------------------------------------------------------------------------------------------------
@@ -529,6 +561,15 @@ interface StateRow {
   readonly entities_hash: string
   readonly entities: unknown
   readonly committed: string
+}
+
+interface AddressRow {
+  readonly chain_id: string
+  readonly contract_name: string
+  readonly address: string
+  readonly block_number: string
+  readonly log_index: number
+  readonly checkpoint_id: string
 }
 
 interface ChainRow {

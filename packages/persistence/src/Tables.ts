@@ -18,6 +18,7 @@ export const state = "chainstore_state"
 export const chains = "chainstore_chains"
 export const checkpoints = "chainstore_checkpoints"
 export const rawEvents = "chainstore_raw_events"
+export const addresses = "chainstore_addresses"
 
 export interface EntityTable extends Columns.Table {
   readonly history: string
@@ -124,7 +125,8 @@ export const allTables = (layout: Layout): ReadonlyArray<string> => [
   state,
   chains,
   checkpoints,
-  rawEvents
+  rawEvents,
+  addresses
 ]
 
 /** An index name that fits 63 bytes: readable when it can be, hashed when it cannot. */

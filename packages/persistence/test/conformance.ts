@@ -6,7 +6,7 @@
 import { assert, type Vitest } from "@effect/vitest"
 import { Effect, Layer, Schema } from "effect"
 import { SqlClient } from "effect/sql"
-import { Change, Entity, Errors, type Indexer, Storage } from "@chainstore/core"
+import { type Batch, Change, Entity, Errors, type Indexer, Storage } from "@chainstore/core"
 import { PgStorage } from "@chainstore/persistence"
 import {
   Account,
@@ -176,6 +176,23 @@ export const storageSuite = <R>(it: Vitest.MethodsNonLive<R>, backend: Backend<R
         assert.deepStrictEqual((yield* storage.loadEffectEntries("headBlock", ["h0", "h1"])).map((e) => e.key), ["h0"])
         assert.deepStrictEqual((yield* storage.loadEffectEntries("price", ["p1"])).map((e) => e.key), ["p1"])
         assert.strictEqual((yield* storage.status).committedCheckpointId, 5n)
+      })))
+
+  it.effect("registered addresses: loaded per chain oldest first; a rollback forgets those after its target", () =>
+    withStorage(backend, (storage) =>
+      Effect.gen(function*() {
+        const registration = (chainId: number, address: string, blockNumber: number, checkpointId: bigint): Batch.Registration => ({
+          chainId, contractName: "Child", address, blockNumber, logIndex: 0, checkpointId
+        })
+        const first = [registration(1, "0x01", 101, 1n), registration(1, "0x02", 101, 1n)]
+        const second = [registration(1, "0x03", 102, 2n), registration(10, "0x04", 7, 2n)]
+        yield* storage.writeBatch(plan({ registrations: first, checkpoints: [{ id: 1n, block: 101 }] }))
+        yield* storage.writeBatch(plan({ registrations: second, checkpoints: [{ id: 2n, block: 102 }] }))
+        assert.deepStrictEqual(yield* storage.loadAddresses(1), [...first, second[0]!])
+        assert.deepStrictEqual(yield* storage.loadAddresses(10), [second[1]!])
+        yield* storage.writeBatch(plan({ rollback: { targetCheckpointId: 1n, diffCheckpointId: 3n }, committed: 3n }))
+        assert.deepStrictEqual(yield* storage.loadAddresses(1), first)
+        assert.deepStrictEqual(yield* storage.loadAddresses(10), [])
       })))
 
   it.effect("pruneHistory keeps each id's newest row at or below the safe checkpoint", () =>

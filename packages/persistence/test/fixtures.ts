@@ -116,6 +116,7 @@ export interface PlanSpec {
   readonly checkpoints?: ReadonlyArray<CheckpointSpec>
   readonly items?: ReadonlyArray<Event.Event>
   readonly progress?: ReadonlyArray<Batch.ChainProgress>
+  readonly registrations?: ReadonlyArray<Batch.Registration>
   readonly inThreshold?: boolean
   readonly rollback?: Storage.Rollback
   readonly chainMeta?: ReadonlyArray<Storage.ChainMeta>
@@ -136,7 +137,8 @@ export const plan = (spec: PlanSpec): Storage.WritePlan => {
     checkpointBlockHashes: checkpoints.map((c) => c.hash ?? blockHash(c.block)),
     checkpointEventsProcessed: checkpoints.map((c) => c.events ?? 0),
     isInReorgThreshold: spec.inThreshold ?? false,
-    progress: spec.progress ?? []
+    progress: spec.progress ?? [],
+    registrations: spec.registrations ?? []
   }
   return {
     rollback: spec.rollback,
