@@ -297,6 +297,8 @@ export const make = (options: Options = {}) =>
     }).pipe(Effect.withSpan("PgStorage.status"))
 
     const reset = Effect.gen(function*() {
+      const schemaProblem = Tables.checkSchema(schema)
+      if (schemaProblem !== undefined) return yield* storageError("reset", `invalid identifier: ${schemaProblem}`)
       yield* lock
       if (schema !== "public") {
         yield* query("reset", Statements.dropSchema(schema))
@@ -365,6 +367,24 @@ const writeSteps = (
       Effect.try({ try: f, catch: (cause) => storageError("writeBatch", `cannot encode ${what}: ${describe(cause)}`, cause) })
     const values = <A>(unit: string, rows: ReadonlyArray<A>): ReadonlyArray<A> =>
       strip.has(unit) ? rows.map((row) => Columns.stripNul(row) as A) : rows
+    // Leaves each id of `changes` as its latest change says: deleted, or holding the latest Set's value.
+    const applyLatest = (table: Tables.EntityTable, unit: string, changes: ReadonlyArray<Change.Change<unknown>>) =>
+      Effect.gen(function*() {
+        if (changes.length === 0) return
+        const latest = new Map<string, Change.Change<unknown>>()
+        for (const change of changes) {
+          const seen = latest.get(change.entityId)
+          if (seen === undefined || seen.checkpointId <= change.checkpointId) latest.set(change.entityId, change)
+        }
+        const sets: Array<unknown> = []
+        for (const change of latest.values()) if (change._tag === "Set") sets.push(change.entity)
+        // The server deletes while this thread encodes the rows to insert.
+        const deleting = yield* Effect.forkChild(step(unit, Statements.deleteIds(schema, table.name), [[...latest.keys()]]))
+        const encoded = yield* Effect.exit(encode(`${table.entity} rows`, () => Columns.encodeColumns(table.columns, sets)))
+        yield* Fiber.join(deleting)
+        const columns = yield* encoded
+        if (sets.length > 0) yield* bulk(unit, Statements.insertRows(schema, table), columns)
+      })
 
     const { batch, rollback } = plan
     const diffCheckpoint = rollback?.diffCheckpointId
@@ -394,7 +414,7 @@ const writeSteps = (
         if (table.reorgSensitive) yield* step(`effect ${table.effect}`, Statements.deleteAfter(schema, table.name, "checkpoint_id"), target)
       }
       if (layout.rawEvents) yield* step("raw events", Statements.deleteAfter(schema, Tables.rawEvents, "checkpoint_id"), target)
-      for (const { diff, table, unit } of entities) yield* applyLatest(step, bulk, encode, schema, table, unit, diff)
+      for (const { diff, table, unit } of entities) yield* applyLatest(table, unit, diff)
     }
 
     // 1. History inside the reorg threshold: first the pre-run value of ids without history, then every step.
@@ -414,7 +434,7 @@ const writeSteps = (
     }
 
     // 2. Entity tables: the latest change per id.
-    for (const { steps, table, unit } of entities) yield* applyLatest(step, bulk, encode, schema, table, unit, steps)
+    for (const { steps, table, unit } of entities) yield* applyLatest(table, unit, steps)
 
     // 3. Raw events, built from the batch items.
     if (layout.rawEvents && batch.items.length > 0) {
@@ -481,32 +501,6 @@ const writeSteps = (
     if (plan.chainMeta !== undefined && plan.chainMeta.length > 0) {
       yield* step("chains", Statements.updateChainMeta(schema), chainMetaParams(plan.chainMeta))
     }
-  })
-
-/** Leaves each id of `changes` as its latest change says: deleted, or holding the latest Set's value. */
-const applyLatest = (
-  step: (unit: string, text: string, params: ReadonlyArray<unknown>) => Effect.Effect<void, StatementFailed>,
-  bulk: (unit: string, text: string, columns: ReadonlyArray<ReadonlyArray<string | null>>) => Effect.Effect<void, StatementFailed>,
-  encode: <A>(what: string, f: () => A) => Effect.Effect<A, Errors.StorageError>,
-  schema: string,
-  table: Tables.EntityTable,
-  unit: string,
-  changes: ReadonlyArray<Change.Change<unknown>>
-) =>
-  Effect.gen(function*() {
-    if (changes.length === 0) return
-    const latest = new Map<string, Change.Change<unknown>>()
-    for (const change of changes) {
-      const seen = latest.get(change.entityId)
-      if (seen === undefined || seen.checkpointId <= change.checkpointId) latest.set(change.entityId, change)
-    }
-    const sets: Array<unknown> = []
-    for (const change of latest.values()) if (change._tag === "Set") sets.push(change.entity)
-    // The server deletes while this thread encodes the rows to insert.
-    const deleting = yield* Effect.forkChild(step(unit, Statements.deleteIds(schema, table.name), [[...latest.keys()]]))
-    const columns = sets.length > 0 ? yield* encode(`${table.entity} rows`, () => Columns.encodeColumns(table.columns, sets)) : undefined
-    yield* Fiber.join(deleting)
-    if (columns !== undefined) yield* bulk(unit, Statements.insertRows(schema, table), columns)
   })
 
 /** One history row per (id, checkpoint): the last change of an id within a checkpoint is its step. */

@@ -48,8 +48,8 @@ export type Definitions = ReadonlyArray<{
  * `[A-Za-z_][A-Za-z0-9_]*`, longer than 63 bytes once prefixed, or colliding with another once snake_cased.
  */
 export const make = (indexer: Indexer.Indexer, schema: string): Result.Result<Layout, string> => {
-  if (!Columns.identifierPattern.test(schema)) return Result.fail(`schema name "${schema}" is not a valid identifier ([A-Za-z_][A-Za-z0-9_]*)`)
-  if (schema.length > Columns.maxIdentifierBytes) return Result.fail(`schema name "${schema}" is longer than ${Columns.maxIdentifierBytes} bytes`)
+  const schemaProblem = checkSchema(schema)
+  if (schemaProblem !== undefined) return Result.fail(schemaProblem)
   const entities: Array<EntityTable> = []
   const names = new Map<string, string>()
   for (const entity of indexer.entities) {
@@ -79,6 +79,14 @@ export const make = (indexer: Indexer.Indexer, schema: string): Result.Result<La
   }
   return Result.succeed({ schema, entities, effects, rawEvents: indexer.rawEvents })
 }
+
+/** Why a schema name cannot be used, or undefined when it can. */
+export const checkSchema = (schema: string): string | undefined =>
+  !Columns.identifierPattern.test(schema)
+    ? `schema name "${schema}" is not a valid identifier ([A-Za-z_][A-Za-z0-9_]*)`
+    : schema.length > Columns.maxIdentifierBytes
+    ? `schema name "${schema}" is longer than ${Columns.maxIdentifierBytes} bytes`
+    : undefined
 
 export const definitions = (layout: Layout): Definitions =>
   layout.entities

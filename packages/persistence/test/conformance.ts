@@ -360,6 +360,12 @@ export const sqlSuite = (it: Vitest.MethodsNonLive<SqlClient.SqlClient>, backend
         const bySchema = yield* Effect.flip(initializeWith(indexer).pipe(open(hostileSchema)))
         assert.instanceOf(bySchema, Errors.StorageError)
         assert.include(bySchema.message, hostileSchema)
+        const byReset = yield* Effect.flip(Effect.gen(function*() {
+          const storage = yield* Storage.Storage
+          yield* storage.reset
+        }).pipe(open(hostileSchema)))
+        assert.instanceOf(byReset, Errors.StorageError)
+        assert.include(byReset.message, hostileSchema)
         const cases: ReadonlyArray<readonly [Entity.Any, string]> = [
           [Entity.make("Bad\"; DROP TABLE x; --", { id: Schema.String }), "Bad\"; DROP TABLE x; --"],
           [Entity.make("Fine", { id: Schema.String, "bad-field": Schema.String }), "Fine.bad-field"],
