@@ -10,7 +10,8 @@ import { PgClient } from "@effect/sql-pg"
 import { Errors } from "@chainstore/core"
 import { Embedded } from "@chainstore/persistence"
 
-const root = fs.mkdtempSync(path.join(os.tmpdir(), "cs-embedded-open-"))
+// Created by the first open (and only then), so a filtered run that skips every test leaves nothing behind.
+const root = path.join(os.tmpdir(), `cs-embedded-open-${process.pid}-${Date.now().toString(36)}`)
 afterAll(() => fs.rmSync(root, { recursive: true, force: true }))
 
 const lockFile = (dataDir: string) => path.join(dataDir, "chainstore.lock")

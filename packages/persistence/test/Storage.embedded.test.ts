@@ -7,7 +7,8 @@ import { Embedded } from "@chainstore/persistence"
 import { sqlSuite, storageSuite } from "./conformance.js"
 import { account, plan, set, sqlBackend, withStorage } from "./fixtures.js"
 
-const dataDir = fs.mkdtempSync(path.join(os.tmpdir(), "cs-embedded-"))
+// Created by the layer when the suite runs.
+const dataDir = path.join(os.tmpdir(), `cs-embedded-${process.pid}-${Date.now().toString(36)}`)
 afterAll(() => fs.rmSync(dataDir, { recursive: true, force: true }))
 
 const backend = sqlBackend("embedded")
