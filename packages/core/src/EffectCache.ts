@@ -27,13 +27,31 @@ export class EffectCache extends Context.Service<EffectCache, {
   ) => Effect.Effect<O, EffectCallError>
   /** Resolves many inputs at once: one storage read per effect for the keys not in memory, runs concurrently. */
   readonly prefetch: (requests: ReadonlyArray<Request>) => Effect.Effect<void>
+  /** Calls, cache hits, misses and invalidations per effect since the start. */
+  readonly stats: Effect.Effect<ReadonlyMap<string, Counters>>
+  /** Moves the counters into the Prometheus metrics (once per batch: the hot path only counts). */
+  readonly publishMetrics: Effect.Effect<void>
 }>()("chainstore/EffectCache") {}
+
+export interface Counters {
+  hits: number
+  misses: number
+  calls: number
+  invalidations: number
+}
 
 export const make = Effect.gen(function*() {
   const store = yield* Store
   const storage = yield* Storage
   const inFlight = new Map<string, Deferred.Deferred<unknown, EffectCallError>>()
   const limiters = new Map<string, Effect.Effect<void>>()
+  const counters = new Map<string, Counters>()
+  const published = new Map<string, Counters>()
+  const countersOf = (name: string): Counters => {
+    let c = counters.get(name)
+    if (c === undefined) counters.set(name, (c = { hits: 0, misses: 0, calls: 0, invalidations: 0 }))
+    return c
+  }
 
   const callError = (effect: ExternalEffect.Any, inputKey: string, cause: unknown) =>
     new EffectCallError({ effect: effect.name, inputKey, cause })
@@ -63,10 +81,10 @@ export const make = Effect.gen(function*() {
           store.initEffectFromDb(effect.name, row.key, decoded.success)
           found.add(row.key)
         } else {
-          yield* Metric.update(Metrics.forEffect(Metrics.effectInvalidations, effect.name), 1)
+          countersOf(effect.name).invalidations++
         }
       }
-      yield* Metric.update(Metrics.forEffect(Metrics.effectHits, effect.name), found.size)
+      countersOf(effect.name).hits += found.size
       return keys.filter((k) => !found.has(k))
     })
   }
@@ -85,9 +103,9 @@ export const make = Effect.gen(function*() {
           const missing = yield* loadStored(effect, [key])
           const stored = store.getEffectOutput(effect.name, key)
           if (missing.length === 0 && stored !== undefined) return Change.value(stored)
-          yield* Metric.update(Metrics.forEffect(Metrics.effectMisses, effect.name), 1)
+          countersOf(effect.name).misses++
           yield* acquire(effect)
-          yield* Metric.update(Metrics.forEffect(Metrics.effectCalls, effect.name), 1)
+          countersOf(effect.name).calls++
           const output = yield* effect.run(input).pipe(
             Effect.catchCause((cause) => Effect.fail(callError(effect, key, cause)))
           )
@@ -105,7 +123,10 @@ export const make = Effect.gen(function*() {
   const call = <I, O, E>(effect: ExternalEffect.ExternalEffect<string, I, O, E>, input: I, checkpointId: bigint) =>
     Effect.flatMap(keyOf(effect as ExternalEffect.Any, input), (key) => {
       const cached = store.getEffectOutput(effect.name, key)
-      if (cached?._tag === "Set") return Effect.as(Metric.update(Metrics.forEffect(Metrics.effectHits, effect.name), 1), cached.entity as O)
+      if (cached?._tag === "Set") {
+        countersOf(effect.name).hits++
+        return Effect.succeed(cached.entity as O)
+      }
       return run(effect as ExternalEffect.Any, key, input, checkpointId) as Effect.Effect<O, EffectCallError>
     })
 
@@ -131,7 +152,24 @@ export const make = Effect.gen(function*() {
       }), { concurrency: "unbounded", discard: true })
   })
 
-  return EffectCache.of({ call, prefetch })
+  const publishMetrics = Effect.suspend(() =>
+    Effect.forEach(counters, ([name, now]) => {
+      const before = published.get(name) ?? { hits: 0, misses: 0, calls: 0, invalidations: 0 }
+      published.set(name, { ...now })
+      return Effect.all([
+        Metric.update(Metrics.forEffect(Metrics.effectHits, name), now.hits - before.hits),
+        Metric.update(Metrics.forEffect(Metrics.effectMisses, name), now.misses - before.misses),
+        Metric.update(Metrics.forEffect(Metrics.effectCalls, name), now.calls - before.calls),
+        Metric.update(Metrics.forEffect(Metrics.effectInvalidations, name), now.invalidations - before.invalidations)
+      ], { discard: true })
+    }, { discard: true }))
+
+  return EffectCache.of({
+    call,
+    prefetch,
+    stats: Effect.sync(() => new Map([...counters].map(([name, c]) => [name, { ...c }]))),
+    publishMetrics
+  })
 })
 
 export const layer: Layer.Layer<EffectCache, never, Store | Storage> = Layer.effect(EffectCache, make)

@@ -51,7 +51,8 @@ export const make = <const Name extends string, I, O, E = never>(options: Option
     reorgSensitive: options.reorgSensitive ?? false,
     rateLimit: options.rateLimit,
     run: options.run,
-    inputKey: (input) => stableStringify(encodeInput(input)),
+    // Plain data keys straight from the value (the hot path); anything else through the schema's JSON encoding.
+    inputKey: (input) => plainKey(input) ?? stableStringify(encodeInput(input)),
     encodeOutput: (output) => encodeOutput(output) as Schema.Json,
     decodeOutput: (json) => decodeOutput(json) as Effect.Effect<O, Schema.SchemaError>
   }
@@ -59,6 +60,48 @@ export const make = <const Name extends string, I, O, E = never>(options: Option
 
 /** Any effect definition, for code that handles them generically. */
 export type Any = ExternalEffect<string, unknown, unknown, unknown>
+
+/**
+ * The key of plain data (strings, finite numbers, booleans, null, bigints as decimal strings, arrays and plain
+ * objects of those), equal to the JSON encoding's stable form; undefined for anything else (Dates, Maps, classes…),
+ * whose key then comes from the schema's encoding.
+ */
+const plainKey = (value: unknown): string | undefined => {
+  switch (typeof value) {
+    case "string":
+      return JSON.stringify(value)
+    case "number":
+      return Number.isFinite(value) ? String(value) : undefined
+    case "boolean":
+      return value ? "true" : "false"
+    case "bigint":
+      return `"${value}"`
+    case "object": {
+      if (value === null) return "null"
+      if (Array.isArray(value)) {
+        const parts: Array<string> = []
+        for (const item of value) {
+          const k = plainKey(item)
+          if (k === undefined) return undefined
+          parts.push(k)
+        }
+        return `[${parts.join(",")}]`
+      }
+      if (Object.getPrototypeOf(value) !== Object.prototype) return undefined
+      const record = value as Record<string, unknown>
+      const keys = Object.keys(record).filter((k) => record[k] !== undefined).sort()
+      let out = "{"
+      for (let i = 0; i < keys.length; i++) {
+        const k = plainKey(record[keys[i]!])
+        if (k === undefined) return undefined
+        out += `${i > 0 ? "," : ""}${JSON.stringify(keys[i])}:${k}`
+      }
+      return `${out}}`
+    }
+    default:
+      return undefined
+  }
+}
 
 /** JSON text with object keys sorted, so equal inputs give equal keys. */
 export const stableStringify = (value: unknown): string => {

@@ -20,23 +20,32 @@ interface LookupIndex {
 export interface InMemoryTable<A> {
   readonly latest: Map<string, Change.Change<A>>
   previous: Array<Change.Change<A>>
+  /** Ids whose latest change was set since it was last snapshotted: a snapshot reads these, not the table. */
+  readonly dirty: Set<string>
   readonly indexes: Map<string, LookupIndex>
 }
 
-export const make = <A>(): InMemoryTable<A> => ({ latest: new Map(), previous: [], indexes: new Map() })
+export const make = <A>(): InMemoryTable<A> => ({ latest: new Map(), previous: [], dirty: new Set(), indexes: new Map() })
 
 /** Entries held: latest changes plus superseded ones kept for history. */
 export const changesCount = <A>(self: InMemoryTable<A>): number => self.latest.size + self.previous.length
 
 export const get = <A>(self: InMemoryTable<A>, id: string): Change.Change<A> | undefined => self.latest.get(id)
 
-/** Records a change; a superseded change that is not yet committed is kept for history. */
-export const set = <A>(self: InMemoryTable<A>, change: Change.Change<A>, committed: bigint): void => {
+/**
+ * Records a change. A superseded change that is not yet committed is kept, since a write still needs it (for
+ * history, or as the latest of an earlier write run) — unless it is stamped at or above `dropFrom`.
+ */
+export const set = <A>(self: InMemoryTable<A>, change: Change.Change<A>, committed: bigint, dropFrom?: bigint): void => {
   const prev = self.latest.get(change.entityId)
-  if (prev !== undefined && prev.checkpointId > committed && prev.checkpointId < change.checkpointId) {
+  if (
+    prev !== undefined && prev.checkpointId > committed && prev.checkpointId < change.checkpointId &&
+    (dropFrom === undefined || prev.checkpointId < dropFrom)
+  ) {
     self.previous.push(prev)
   }
   self.latest.set(change.entityId, change)
+  self.dirty.add(change.entityId)
   if (self.indexes.size > 0) updateIndexes(self, change)
 }
 
@@ -62,8 +71,13 @@ export const snapshotChanges = <A>(self: InMemoryTable<A>, committed: bigint, up
     }
     self.previous = kept
   }
-  for (const change of self.latest.values()) {
-    if (change.checkpointId > committed && change.checkpointId <= upTo) out.push(change)
+  for (const id of self.dirty) {
+    const change = self.latest.get(id)
+    if (change === undefined || change.checkpointId <= committed) self.dirty.delete(id)
+    else if (change.checkpointId <= upTo) {
+      out.push(change)
+      self.dirty.delete(id)
+    }
   }
   return out
 }

@@ -61,6 +61,7 @@ export const make = (options: Options = {}) =>
     const config = yield* ChainstoreConfig
     const scope = yield* Scope.Scope
     const contexts = yield* HandlerContext.make
+    const effectCache = yield* EffectCache
     const indexer = store.indexer
     const fetchOptions: Fetcher.Options = {
       batchSize: config.batchSize,
@@ -103,6 +104,7 @@ export const make = (options: Options = {}) =>
         yield* contexts.load
         pending = stopped
       }
+      store.beginBatch(batch)
       // A registration cuts the batch after its block: later blocks are fetched again with the new address.
       let cut: Event | undefined
       let end = items.length
@@ -223,10 +225,12 @@ export const make = (options: Options = {}) =>
         yield* Metric.update(Metrics.eventsProcessed, batch.items.length)
         yield* Metric.update(Metrics.batchesProcessed, 1)
         yield* Metric.update(Metrics.writeQueueDepth, store.queuedBatches())
+        yield* effectCache.publishMetrics
         for (const p of batch.progress) yield* Metric.update(Metrics.forChain(Metrics.processedBlock, p.chainId), p.progressBlock)
         yield* maybePrune
       }
       yield* cycle.flush
+      yield* effectCache.publishMetrics
       // A write that failed during the flush has reported to Fatal: surface it rather than end cleanly.
       if (store.hasFailedWrite()) return yield* fatal.await
       return {

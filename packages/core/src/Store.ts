@@ -32,6 +32,12 @@ export class Store extends Context.Service<Store, {
   readonly hasFailedWrite: () => boolean
   readonly markWriteFailed: () => void
 
+  /**
+   * A batch's handlers are about to run. Outside the reorg window its superseded steps need no history, and the
+   * batch is written whole in one write, so steps it supersedes itself are dropped, not kept.
+   */
+  readonly beginBatch: (batch: Batch.Batch) => void
+
   // Entities (hot path)
   readonly getEntity: (entity: string, id: string) => Change.Change<unknown> | undefined
   readonly setEntity: (entity: string, change: Change.Change<unknown>) => void
@@ -87,6 +93,8 @@ export const make = Effect.fn("Store.make")(function*(indexer: Indexer) {
   const resume = yield* storage.initialize(indexer)
   let committed = resume.committedCheckpointId
   let processed = committed
+  // Superseded steps stamped from here on are dropped (see beginBatch).
+  let dropFrom: bigint | undefined
   let failed = false
   let rollback: { readonly targetCheckpointId: bigint; readonly diffCheckpointId: bigint } | undefined
   // Chain progress as of the rollback target: written with the rollback, so a crash after it resumes there.
@@ -139,7 +147,10 @@ export const make = Effect.fn("Store.make")(function*(indexer: Indexer) {
     },
 
     getEntity: (entity, id) => InMemoryTable.get(entityTable(entity), id),
-    setEntity: (entity, change) => InMemoryTable.set(entityTable(entity), change, committed),
+    beginBatch: (batch) => {
+      dropFrom = batch.isInReorgThreshold ? undefined : batch.checkpointIds[0]
+    },
+    setEntity: (entity, change) => InMemoryTable.set(entityTable(entity), change, committed, dropFrom),
     initEntityFromDb: (entity, id, value) => InMemoryTable.initFromDb(entityTable(entity), id, value),
     lookup: (entity, field, op, value) => InMemoryTable.lookup(entityTable(entity), field, op, value),
     addLookup: (entity, field, op, value) => InMemoryTable.addLookup(entityTable(entity), field, op, value),
