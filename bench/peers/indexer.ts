@@ -1,0 +1,54 @@
+/**
+ * The minimal chainstore indexer of bench/peers.ts: exactly the bookkeeping the Ponder and HyperIndex indexers do
+ * (bench/ponder, bench/envio) — per account, from -= value, to += value, one more transfer each, the zero address
+ * included — and nothing else (no Transfer rows, no Token row, no effects).
+ * Reads RPC_URL, TOKEN_ADDRESS, START_BLOCK, END_BLOCK and CHAIN_ID (default 31337) like examples/erc20.
+ */
+import { Effect, Redacted, Schema } from "effect"
+import { Entity, Indexer, RpcSource } from "@chainstore/core"
+
+const transferAbi = [
+  {
+    type: "event",
+    name: "Transfer",
+    anonymous: false,
+    inputs: [
+      { name: "from", type: "address", indexed: true },
+      { name: "to", type: "address", indexed: true },
+      { name: "value", type: "uint256", indexed: false }
+    ]
+  }
+] as const
+
+export const Account = Entity.make("Account", { id: Schema.String, balance: Schema.BigInt, transferCount: Schema.Int })
+
+const env = (name: string): string => {
+  const value = process.env[name]
+  if (value === undefined || value === "") throw new Error(`${name} is not set`)
+  return value
+}
+
+export default Indexer.make({
+  entities: [Account],
+  chains: [
+    {
+      id: Number(process.env.CHAIN_ID ?? 31337),
+      source: RpcSource.source({ url: Redacted.make(env("RPC_URL")) }),
+      startBlock: Number(env("START_BLOCK")),
+      ...(process.env.END_BLOCK === undefined ? {} : { endBlock: Number(process.env.END_BLOCK) }),
+      contracts: [{ name: "ERC20", abi: transferAbi, address: env("TOKEN_ADDRESS").toLowerCase() }]
+    }
+  ],
+  handlers: {
+    ERC20: {
+      Transfer: (event, ctx) =>
+        Effect.gen(function*() {
+          const { from, to, value } = event.params
+          const sender = yield* ctx.Account.get(from)
+          yield* ctx.Account.set({ id: from, balance: (sender?.balance ?? 0n) - value, transferCount: (sender?.transferCount ?? 0) + 1 })
+          const receiver = yield* ctx.Account.get(to)
+          yield* ctx.Account.set({ id: to, balance: (receiver?.balance ?? 0n) + value, transferCount: (receiver?.transferCount ?? 0) + 1 })
+        })
+    }
+  }
+})

@@ -1,0 +1,9 @@
+// Ponder 0.16 refuses to start without an API file ("BuildError: API endpoint file not found").
+import { db } from "ponder:api"
+import schema from "ponder:schema"
+import { Hono } from "hono"
+import { graphql } from "ponder"
+
+const app = new Hono()
+app.use("/graphql", graphql({ db, schema }))
+export default app
