@@ -202,6 +202,15 @@ const makeMemory = Effect.gen(function*() {
           if (rows === undefined) continue
           for (const [key, row] of rows) if (row.checkpointId > rollback.targetCheckpointId) rows.delete(key)
         }
+        // The diff lands on entity tables first, so a backfill below copies the restored rows.
+        for (const { changes, entity } of plan.entities) {
+          const rows = table(entity)
+          for (const change of changes) {
+            if (change.checkpointId !== rollback.diffCheckpointId) continue
+            if (change._tag === "Set") rows.set(change.entityId, change.entity)
+            else rows.delete(change.entityId)
+          }
+        }
       }
       for (const { changes, entity } of plan.entities) {
         const rows = table(entity)
