@@ -326,17 +326,23 @@ export const arrayParam = (values: ReadonlyArray<string | null>): ReadonlyArray<
   return values.length === 0 ? values : null
 }
 
-/** The value with every NUL character removed from its strings, recursively through arrays and objects. */
-export const stripNul = (value: unknown): unknown => {
-  if (typeof value === "string") return value.includes("\u0000") ? value.replace(/\u0000/g, "") : value
-  if (Array.isArray(value)) return value.map(stripNul)
+/**
+ * The value with text Postgres refuses made acceptable, recursively through arrays and objects: NUL characters
+ * removed, lone surrogates replaced by U+FFFD.
+ */
+export const cleanText = (value: unknown): unknown => {
+  if (typeof value === "string") return value.replace(/\u0000/g, "").replace(loneSurrogate, "\ufffd")
+  if (Array.isArray(value)) return value.map(cleanText)
   if (value !== null && typeof value === "object" && isPlainObject(value)) {
     const out: Record<string, unknown> = {}
-    for (const [k, v] of Object.entries(value)) out[stripNul(k) as string] = stripNul(v)
+    for (const [k, v] of Object.entries(value)) out[cleanText(k) as string] = cleanText(v)
     return out
   }
   return value
 }
+
+/** A UTF-16 surrogate without its pair: JSON escapes it, and Postgres refuses the escape. */
+const loneSurrogate = /[\ud800-\udbff](?![\udc00-\udfff])|(?<![\ud800-\udbff])[\udc00-\udfff]/g
 
 const isPlainObject = (value: object): boolean => {
   const proto: unknown = Object.getPrototypeOf(value)

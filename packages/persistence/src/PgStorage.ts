@@ -201,7 +201,7 @@ export const make = (options: Options = {}) =>
       const write = (strip: ReadonlySet<string>): Effect.Effect<void, Errors.StorageError> =>
         transaction("writeBatch", writeSteps(sql, schema, layout, plan, strip)).pipe(
           Effect.catchTag("StatementFailed", (failed: StatementFailed) =>
-            isNulError(failed.error) && !strip.has(failed.unit)
+            isTextError(failed.error) && !strip.has(failed.unit)
               ? write(new Set([...strip, failed.unit]))
               : Effect.fail(fromSqlError("writeBatch", failed.error, failed.unit)))
         )
@@ -366,7 +366,7 @@ const writeSteps = (
     const encode = <A>(what: string, f: () => A) =>
       Effect.try({ try: f, catch: (cause) => storageError("writeBatch", `cannot encode ${what}: ${describe(cause)}`, cause) })
     const values = <A>(unit: string, rows: ReadonlyArray<A>): ReadonlyArray<A> =>
-      strip.has(unit) ? rows.map((row) => Columns.stripNul(row) as A) : rows
+      strip.has(unit) ? rows.map((row) => Columns.cleanText(row) as A) : rows
     // Leaves each id of `changes` as its latest change says: deleted, or holding the latest Set's value.
     const applyLatest = (table: Tables.EntityTable, unit: string, changes: ReadonlyArray<Change.Change<unknown>>) =>
       Effect.gen(function*() {
@@ -617,11 +617,14 @@ const fromSqlError = (operation: string, error: SqlError.SqlError, unit?: string
   })
 }
 
-/** Postgres refuses NUL in text (22021) and in jsonb escapes (22P05). */
-const isNulError = (error: SqlError.SqlError): boolean => {
+/** Postgres refuses NUL in text (22021) and in jsonb escapes (22P05), and JSON escapes of lone surrogates (22P02). */
+const isTextError = (error: SqlError.SqlError): boolean => {
   const code = sqlState(error)
   const message = describe(error.reason.cause)
-  return (code === "22021" && message.includes("0x00")) || (code === "22P05" && /unsupported Unicode escape sequence|\\u0000/.test(message))
+  const detail = String((error.reason.cause as { readonly detail?: unknown } | undefined)?.detail ?? "")
+  return (code === "22021" && message.includes("0x00")) ||
+    (code === "22P05" && /unsupported Unicode escape sequence|\\u0000/.test(message)) ||
+    (code === "22P02" && /surrogate/.test(detail))
 }
 
 const describe = (cause: unknown): string => (cause instanceof Error ? cause.message : String(cause))

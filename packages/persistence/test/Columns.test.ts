@@ -71,7 +71,7 @@ describe("Columns", () => {
   it("strips NUL from strings at any depth and leaves other values alone", () => {
     const date = new Date(0)
     assert.deepStrictEqual(
-      Columns.stripNul({ a: "x\u0000y", list: ["\u0000", { b: "c\u0000" }, 1n], date, n: 1, nil: null }),
+      Columns.cleanText({ a: "x\u0000y", list: ["\u0000", { b: "c\u0000" }, 1n], date, n: 1, nil: null }),
       { a: "xy", list: ["", { b: "c" }, 1n], date, n: 1, nil: null }
     )
   })
