@@ -20,7 +20,14 @@ export const load = Effect.fn("LoadIndexer.load")(function*(given: string | unde
   }
   const module = yield* Effect.tryPromise({
     try: () => import(pathToFileURL(file).href) as Promise<{ readonly default?: unknown }>,
-    catch: (cause) => new Errors.IndexerDefinitionError({ path: file, message: `cannot load the module: ${cause instanceof Error ? cause.message : String(cause)}` })
+    catch: (cause) => {
+      const message = cause instanceof Error ? cause.message : String(cause)
+      // A .ts file outside an ESM package is compiled as CommonJS, which cannot import ES modules.
+      const hint = /require\(\) ES Module|ERR_REQUIRE_ESM|Cannot use import statement/.test(message)
+        ? ` (put a package.json with "type": "module" next to it, or name it indexer.mts)`
+        : ""
+      return new Errors.IndexerDefinitionError({ path: file, message: `cannot load the module: ${message}${hint}` })
+    }
   })
   const value = module.default
   if (typeof value !== "object" || value === null || !("entities" in value) || !("handlers" in value) || !("chains" in value)) {

@@ -35,8 +35,8 @@ export const describeFailure = (cause: Cause.Cause<unknown>): string => {
   if (error instanceof Error) {
     const tag = (error as { readonly _tag?: unknown })._tag
     const path = (error as { readonly path?: unknown }).path
-    const where = typeof path === "string" ? ` (${path})` : ""
-    return redact(`${typeof tag === "string" ? `${tag}: ` : ""}${error.message}${where}`)
+    const where = typeof path === "string" ? `${path}: ` : ""
+    return redact(`${typeof tag === "string" ? `${tag}: ` : ""}${where}${error.message}`)
   }
   return redact(Cause.pretty(cause))
 }
