@@ -12,9 +12,9 @@ export interface Options {
   readonly fetchBlockRange: number
   /** How often chain metadata is written alone when no batch flows. */
   readonly chainMetaInterval: Duration.Duration
-  /** Attempts of a write transaction that fails with a retryable error, first included. */
-  readonly writeAttempts: number
-  readonly writeRetryBase: Duration.Duration
+  /** Attempts of a storage call (a write: its whole transaction) that fails with a retryable error, first included. */
+  readonly storageAttempts: number
+  readonly storageRetryBase: Duration.Duration
   /** How often history outside every reorg window is pruned. */
   readonly pruneInterval: Duration.Duration
 }
@@ -24,8 +24,8 @@ export const defaults: Options = {
   batchSize: 5_000,
   fetchBlockRange: 2_000,
   chainMetaInterval: Duration.millis(500),
-  writeAttempts: 5,
-  writeRetryBase: Duration.millis(200),
+  storageAttempts: 5,
+  storageRetryBase: Duration.millis(200),
   pruneInterval: Duration.seconds(30)
 }
 

@@ -4,10 +4,9 @@
  * the next batches are processed. The committed frontier moves only after a write succeeds. A failed write
  * stops the writer for good and reports to Fatal; any other fatal error stops it before its next write.
  */
-import { Clock, Context, Deferred, Duration, Effect, Layer, Metric, Queue, Schedule, Semaphore } from "effect"
+import { Clock, Context, Deferred, Duration, Effect, Layer, Metric, Queue, Semaphore } from "effect"
 import type * as Batch from "./Batch.js"
 import { ChainstoreConfig } from "./Config.js"
-import type { StorageError } from "./Errors.js"
 import { WriteFailed } from "./Errors.js"
 import { Fatal } from "./Fatal.js"
 import * as Metrics from "./Metrics.js"
@@ -48,22 +47,12 @@ export const make = Effect.gen(function*() {
 
   const kick = Queue.offer(wake, undefined).pipe(Effect.asVoid)
 
-  const withRetry = <A>(write: Effect.Effect<A, StorageError>) =>
-    write.pipe(
-      Effect.tapError((e) => e.isRetryable ? Effect.logWarning(`Write failed (${e.message}); retrying the transaction`) : Effect.void),
-      Effect.retry({
-        schedule: Schedule.exponential(config.writeRetryBase).pipe(Schedule.jittered),
-        times: Math.max(0, config.writeAttempts - 1),
-        while: (e: StorageError) => e.isRetryable
-      })
-    )
-
   /** One write: the next run of batches (with any staged rollback), else chain metadata alone. */
   const writeOnce = Effect.gen(function*() {
     const plan = store.takeWrite()
     if (plan !== undefined) {
       const started = yield* Clock.currentTimeMillis
-      yield* withRetry(storage.writeBatch(plan))
+      yield* storage.writeBatch(plan)
       store.setCommitted(plan.committedCheckpointId, plan.batch.progress)
       for (const p of plan.batch.progress) yield* Metric.update(Metrics.forChain(Metrics.committedBlock, p.chainId), p.progressBlock)
       const rows = plan.entities.reduce((n, e) => n + e.changes.length, 0) + plan.effects.reduce((n, e) => n + e.rows.length, 0)
@@ -83,7 +72,7 @@ export const make = Effect.gen(function*() {
     }
     const meta = store.takeChainMeta()
     if (meta !== undefined) {
-      yield* withRetry(storage.writeChainMeta(meta))
+      yield* storage.writeChainMeta(meta)
       lastMetaWrite = now
     }
   })

@@ -9,7 +9,7 @@ import * as Fatal from "./Fatal.js"
 import type { Indexer } from "./Indexer.js"
 import * as PersistenceCycle from "./PersistenceCycle.js"
 import * as Processor from "./Processor.js"
-import type { Storage } from "./Storage.js"
+import * as Storage from "./Storage.js"
 import * as Store from "./Store.js"
 
 export type Services =
@@ -24,20 +24,21 @@ export type Services =
 export const layer = (
   indexer: Indexer,
   options: Processor.Options = {}
-): Layer.Layer<Services, Errors.StorageError | Errors.SourceError, Storage> =>
+): Layer.Layer<Services, Errors.StorageError | Errors.SourceError, Storage.Storage> =>
   Processor.layer(options).pipe(
     Layer.provideMerge(CapacityGate.layer),
     Layer.provideMerge(EffectCache.layer),
     Layer.provideMerge(PersistenceCycle.layer),
     Layer.provideMerge(Store.layer(indexer)),
-    Layer.provideMerge(Fatal.layer)
+    Layer.provideMerge(Fatal.layer),
+    Layer.provide(Storage.layerRetrying)
   )
 
 /** Runs `indexer` until its chains end (or it is stopped), over the Storage provided. */
 export const run = (
   indexer: Indexer,
   options: Processor.Options = {}
-): Effect.Effect<Processor.RunResult, Errors.Fatal, Storage> =>
+): Effect.Effect<Processor.RunResult, Errors.Fatal, Storage.Storage> =>
   Effect.gen(function*() {
     const processor = yield* Processor.Processor
     return yield* processor.run

@@ -2,7 +2,8 @@
  * Storage: the port to durable state (design.md §2–3), and an in-memory implementation for tests that can be
  * told to hold or fail writes. The Postgres/PGlite implementation lives in @chainstore/persistence.
  */
-import { Context, Deferred, Effect, Layer, Schema } from "effect"
+import { Context, Deferred, Effect, Layer, Schedule, Schema } from "effect"
+import { ChainstoreConfig } from "./Config.js"
 import type * as Batch from "./Batch.js"
 import type * as Change from "./Change.js"
 import * as Checkpoint from "./Checkpoint.js"
@@ -108,6 +109,43 @@ export class Storage extends Context.Service<Storage, {
   /** Drops every table of the indexer. */
   readonly reset: Effect.Effect<void, StorageError>
 }>()("chainstore/Storage") {}
+
+/**
+ * The storage in context with every operation re-run on retryable errors (connection lost, admin shutdown,
+ * serialization failure) with bounded, jittered exponential backoff. Safe for writes too: a failed transaction
+ * wrote nothing.
+ */
+export const layerRetrying: Layer.Layer<Storage, never, Storage> = Layer.effect(
+  Storage,
+  Effect.gen(function*() {
+    const storage = yield* Storage
+    const { storageAttempts, storageRetryBase } = yield* ChainstoreConfig
+    const retrying = <A>(what: string, effect: Effect.Effect<A, StorageError>): Effect.Effect<A, StorageError> =>
+      effect.pipe(
+        Effect.tapError((e) => (e.isRetryable ? Effect.logWarning(`Storage ${what} failed (${e.message}); trying again`) : Effect.void)),
+        Effect.retry({
+          schedule: Schedule.exponential(storageRetryBase).pipe(Schedule.jittered),
+          times: Math.max(0, storageAttempts - 1),
+          while: (e: StorageError) => e.isRetryable
+        })
+      )
+    return Storage.of({
+      initialize: (indexer) => retrying("initialize", storage.initialize(indexer)),
+      loadByIds: (entity, ids) => retrying("loadByIds", storage.loadByIds(entity, ids)),
+      loadByField: (entity, field, op, value) => retrying("loadByField", storage.loadByField(entity, field, op, value)),
+      loadEffectEntries: (effect, keys) => retrying("loadEffectEntries", storage.loadEffectEntries(effect, keys)),
+      writeBatch: (plan) => retrying("writeBatch", storage.writeBatch(plan)),
+      writeChainMeta: (meta) => retrying("writeChainMeta", storage.writeChainMeta(meta)),
+      rollbackTarget: (chainId, block) => retrying("rollbackTarget", storage.rollbackTarget(chainId, block)),
+      readRollbackDiff: (target) => retrying("readRollbackDiff", storage.readRollbackDiff(target)),
+      storedBlockHashes: (chainId, from) => retrying("storedBlockHashes", storage.storedBlockHashes(chainId, from)),
+      loadAddresses: (chainId) => retrying("loadAddresses", storage.loadAddresses(chainId)),
+      pruneHistory: (safe) => retrying("pruneHistory", storage.pruneHistory(safe)),
+      status: retrying("status", storage.status),
+      reset: retrying("reset", storage.reset)
+    })
+  })
+)
 
 // ---------------------------------------------------------------------------------------------------------------
 // In-memory storage
