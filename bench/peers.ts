@@ -128,18 +128,32 @@ const tree = (pid: number): Array<number> => {
   return out
 }
 
-/** Sum of VmRSS (bytes) over the process tree. */
-const treeRss = (pid: number): number => {
+/** Clock ticks per second of /proc/<pid>/stat's times (USER_HZ, 100 on Linux). */
+const ticks = 100
+
+/** Sum of VmRSS (bytes) over the process tree; records each member's CPU ticks (utime + stime) so far in `cpu`. */
+const sampleTree = (pid: number, cpu: Map<number, number>): number => {
   let kb = 0
   for (const p of tree(pid)) {
     try {
       const match = /VmRSS:\s+(\d+) kB/.exec(fs.readFileSync(`/proc/${p}/status`, "utf8"))
       if (match !== null) kb += Number(match[1])
+      const stat = fs.readFileSync(`/proc/${p}/stat`, "utf8")
+      const fields = stat.slice(stat.lastIndexOf(")") + 2).split(" ")
+      cpu.set(p, Math.max(cpu.get(p) ?? 0, Number(fields[11]) + Number(fields[12])))
     } catch {
       // gone meanwhile
     }
   }
   return kb * 1024
+}
+
+/** Busy and total ticks of the whole machine (/proc/stat; iowait counts as idle). */
+const machineTicks = (): { busy: number; total: number } => {
+  const line = fs.readFileSync("/proc/stat", "utf8").split("\n")[0]!
+  const v = line.trim().split(/\s+/).slice(1).map(Number)
+  const total = v.reduce((a, b) => a + b, 0)
+  return { busy: total - (v[3] ?? 0) - (v[4] ?? 0), total }
 }
 
 interface Launch {
@@ -154,6 +168,10 @@ interface Launch {
 interface Measured {
   readonly seconds: number
   readonly peakRss: number
+  /** CPU seconds of the process tree (sampled every 100 ms: a process living less than that is missed). */
+  readonly cpuSeconds: number
+  /** Average busy cores of the whole machine during the run (the indexer, anvil, Postgres and anything else). */
+  readonly machineBusyCores: number
   readonly exitCode: number | null
   readonly ready: boolean
   readonly timedOut: boolean
@@ -186,12 +204,15 @@ const measure = async (launch: Launch, logFile: string, timeoutMs: number): Prom
     })
   )
   let peakRss = 0
+  const cpu = new Map<number, number>()
+  const machineBefore = machineTicks()
+  const cores = os.availableParallelism()
   let ready = false
   let timedOut = false
   let finished = 0
   const pid = child.pid!
   while (exitCode === undefined) {
-    peakRss = Math.max(peakRss, treeRss(pid))
+    peakRss = Math.max(peakRss, sampleTree(pid, cpu))
     if (launch.readyUrl !== undefined) {
       try {
         const response = await fetch(launch.readyUrl, { signal: AbortSignal.timeout(1_000) })
@@ -212,6 +233,7 @@ const measure = async (launch: Launch, logFile: string, timeoutMs: number): Prom
     await Promise.race([sleep(100), exited])
   }
   if (finished === 0) finished = performance.now()
+  const machineAfter = machineTicks()
   if (exitCode === undefined) {
     // Ponder after /ready, or a run over time: SIGINT, then SIGKILL after 30 s.
     signalGroup(child, "SIGINT")
@@ -221,7 +243,9 @@ const measure = async (launch: Launch, logFile: string, timeoutMs: number): Prom
   }
   // Whatever the group left behind (a child that outlived its parent) goes too.
   signalGroup(child, "SIGKILL")
-  return { seconds: (finished - started) / 1000, peakRss, exitCode: exitCode ?? null, ready, timedOut }
+  const cpuSeconds = [...cpu.values()].reduce((a, b) => a + b, 0) / ticks
+  const machineBusyCores = (cores * (machineAfter.busy - machineBefore.busy)) / Math.max(1, machineAfter.total - machineBefore.total)
+  return { seconds: (finished - started) / 1000, peakRss, cpuSeconds, machineBusyCores, exitCode: exitCode ?? null, ready, timedOut }
 }
 
 // ---------------------------------------------------------------------------------------------------------------
@@ -448,7 +472,12 @@ const envioCodegen = (chain: Chain) => {
   fs.writeFileSync(target, config)
   console.log(`envio codegen for ${target} ...`)
   const started = performance.now()
-  execFileSync(path.join(envioDir, "node_modules/.bin/envio"), ["codegen"], { cwd: envioDir, stdio: ["ignore", "inherit", "inherit"], env: { ...process.env, TUI_OFF: "true" } })
+  const log = fs.openSync(path.join(logDir, "envio-codegen.log"), "w")
+  try {
+    execFileSync(path.join(envioDir, "node_modules/.bin/envio"), ["codegen"], { cwd: envioDir, stdio: ["ignore", log, log], env: { ...process.env, TUI_OFF: "true" } })
+  } finally {
+    fs.closeSync(log)
+  }
   // pnpm 12 skips rescript's build script in generated/ unless allowed there too.
   fs.copyFileSync(path.join(envioDir, "pnpm-workspace.yaml"), path.join(generated, "pnpm-workspace.yaml"))
   fs.writeFileSync(stamp, config)
@@ -508,9 +537,12 @@ interface Result {
   readonly seconds: number
   readonly eventsPerSecond: number
   readonly peakRssMb: number
+  readonly cpuSeconds?: number
+  readonly machineBusyCores?: number
   readonly detail: string
   readonly log: string
   readonly commit: string
+  readonly workTreeChanges?: ReadonlyArray<string>
   readonly date: string
 }
 
@@ -545,7 +577,9 @@ const machine = (): Results["machine"] => ({
 })
 
 const commit = sh("git", ["rev-parse", "--short", "HEAD"])
-const dirty = sh("git", ["status", "--porcelain", "--", "packages", "examples"]) === "" ? "" : "+dirty"
+/** Uncommitted changes under packages/ and examples/ when the script started (the runs use the work tree). */
+const workTreeChanges = sh("git", ["status", "--porcelain", "--", "packages", "examples"]).split("\n").filter((l) => l.trim().length > 0).map((l) => l.trim())
+const dirty = workTreeChanges.length === 0 ? "" : "+dirty"
 
 const median = (xs: ReadonlyArray<number>): number => {
   const s = [...xs].sort((a, b) => a - b)
@@ -609,22 +643,28 @@ const render = (results: Results): string => {
   }
   lines.push(
     "",
-    "events/s = events / wall seconds from spawning the process to done (exit at the end block; Ponder: first `GET /ready` 200), median [min–max] over the runs; peak RSS = the most the process tree held (max over runs; the Postgres server is not counted).",
+    "events/s = events / wall seconds from spawning the process to done (exit at the end block; Ponder: first `GET /ready` 200), median [min–max] over the runs. " +
+      "Indexer CPU s = user + system CPU seconds of the indexer's process tree (not anvil's, not the Postgres server's). Machine busy cores = average busy cores of the whole 2-core machine during the run (indexer, anvil, Postgres and whatever else ran). " +
+      "Peak RSS = the most the process tree held (max over runs; the Postgres server is not counted).",
     "",
-    "| indexer | database | events | runs | events/s median [min–max] | wall s median | peak RSS |",
-    "|---|---|---:|---:|---|---:|---:|"
+    "| indexer | database | events | runs | events/s median [min–max] | wall s median | indexer CPU s median | machine busy cores | peak RSS |",
+    "|---|---|---:|---:|---|---:|---:|---:|---:|"
   )
   const all = cells(results)
   for (const c of all) {
     if (c.ok.length === 0) {
-      lines.push(`| ${labels[c.indexer]} | ${dbLabels[c.db]} | ${fmtInt(c.events)} | 0/${c.failed.length} | failed: ${c.failed[0]?.detail.replace(/\|/g, "\\|").slice(0, 200)} | – | – |`)
+      lines.push(`| ${labels[c.indexer]} | ${dbLabels[c.db]} | ${fmtInt(c.events)} | 0/${c.failed.length} | failed: ${c.failed[0]?.detail.replace(/\|/g, "\\|").slice(0, 200)} | – | – | – | – |`)
       continue
     }
     const eps = c.ok.map((r) => r.eventsPerSecond)
     const spread = c.ok.length > 1 ? ` [${fmtInt(Math.min(...eps))}–${fmtInt(Math.max(...eps))}]` : ""
     const failedNote = c.failed.length > 0 ? ` (+${c.failed.length} failed)` : ""
+    const cpu = c.ok.flatMap((r) => (r.cpuSeconds === undefined ? [] : [r.cpuSeconds]))
+    const busy = c.ok.flatMap((r) => (r.machineBusyCores === undefined ? [] : [r.machineBusyCores]))
     lines.push(
-      `| ${labels[c.indexer]} | ${dbLabels[c.db]} | ${fmtInt(c.events)} | ${c.ok.length}${failedNote} | **${fmtInt(median(eps))}**${spread} | ${median(c.ok.map((r) => r.seconds)).toFixed(1)} | ${fmtInt(Math.max(...c.ok.map((r) => r.peakRssMb)))} MB |`
+      `| ${labels[c.indexer]} | ${dbLabels[c.db]} | ${fmtInt(c.events)} | ${c.ok.length}${failedNote} | **${fmtInt(median(eps))}**${spread} | ${median(c.ok.map((r) => r.seconds)).toFixed(1)} | ${
+        cpu.length === 0 ? "–" : median(cpu).toFixed(1)
+      } | ${busy.length === 0 ? "–" : median(busy).toFixed(2)} | ${fmtInt(Math.max(...c.ok.map((r) => r.peakRssMb)))} MB |`
     )
   }
   lines.push("", "Ratios (median events/s of chainstore ÷ the best peer's on the same database and chain; > 1 = chainstore faster):", "")
@@ -774,7 +814,7 @@ const main = async () => {
           const logFile = path.join(logDir, `${name}.log`)
           process.stdout.write(`${name}: `)
           let result: Result
-          const base = { events: chain.events, indexer, db, repeat, log: path.relative(root, logFile), commit: commit + dirty, date: new Date().toISOString() }
+          const base = { events: chain.events, indexer, db, repeat, log: path.relative(root, logFile), commit: commit + dirty, workTreeChanges, date: new Date().toISOString() }
           if (indexer === "envio" && codegenError !== undefined) {
             result = { ...base, seconds: 0, eventsPerSecond: 0, peakRssMb: 0, ok: false, detail: codegenError }
             console.log(`FAILED — ${codegenError}`)
@@ -791,7 +831,13 @@ const main = async () => {
               : run.launch.readyUrl === undefined && m.exitCode !== 0
               ? `exited with ${m.exitCode}`
               : undefined
-            const stats = { seconds: m.seconds, eventsPerSecond: chain.events / m.seconds, peakRssMb: m.peakRss / 2 ** 20 }
+            const stats = {
+              seconds: m.seconds,
+              eventsPerSecond: chain.events / m.seconds,
+              peakRssMb: m.peakRss / 2 ** 20,
+              cpuSeconds: m.cpuSeconds,
+              machineBusyCores: m.machineBusyCores
+            }
             if (failure !== undefined) {
               const tail = fs.readFileSync(logFile, "utf8").trim().split("\n").slice(-3).join(" / ").slice(0, 400)
               result = { ...base, ...stats, ok: false, detail: `${failure}: ${tail}` }
@@ -809,7 +855,10 @@ const main = async () => {
               console.error(`cleanup: ${String(error)}`)
             }
           }
-          console.log(`${result.ok ? "ok" : "FAILED"} ${result.seconds.toFixed(1)} s, ${fmtInt(result.eventsPerSecond)} ev/s, peak RSS ${fmtInt(result.peakRssMb)} MB — ${result.detail}`)
+          console.log(
+            `${result.ok ? "ok" : "FAILED"} ${result.seconds.toFixed(1)} s, ${fmtInt(result.eventsPerSecond)} ev/s, peak RSS ${fmtInt(result.peakRssMb)} MB, ` +
+              `CPU ${result.cpuSeconds?.toFixed(1)} s, machine ${result.machineBusyCores?.toFixed(2)} cores busy — ${result.detail}`
+          )
           results.runs.push(result)
           fs.writeFileSync(resultsFile, `${JSON.stringify(results, null, 2)}\n`)
         }
