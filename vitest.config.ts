@@ -20,6 +20,8 @@ if (!("groupBy" in Map)) {
 export default defineConfig({
   test: {
     include: ["packages/*/test/**/*.test.ts", "test/**/*.test.ts"],
+    // Killing backends and stopping the cluster must not overlap other database tests: vitest.serial.config.ts.
+    exclude: ["test/faults/serial/**", "**/node_modules/**"],
     testTimeout: 60_000,
     hookTimeout: 60_000
   }

@@ -34,7 +34,20 @@ export const make = (options: Options = {}) =>
 
     const transaction = <A, E, R>(operation: string, effect: Effect.Effect<A, E, R>) =>
       sql.withTransaction(effect).pipe(
-        Effect.mapError((error): E | Errors.StorageError => (SqlError.isSqlError(error) ? fromSqlError(operation, error) : error))
+        Effect.mapError((error): E | Errors.StorageError => (SqlError.isSqlError(error) ? fromSqlError(operation, error) : error)),
+        // A lost connection also fails the ROLLBACK, which the client raises as defects: recover the typed failure.
+        Effect.catchCause((cause): Effect.Effect<never, E | Errors.StorageError> => {
+          if (cause.reasons.some((r) => r._tag === "Fail" || r._tag === "Interrupt")) return Effect.failCause(cause)
+          for (const reason of cause.reasons) {
+            if (reason._tag === "Die" && reason.defect instanceof StatementFailed) {
+              return Effect.fail(fromSqlError(operation, reason.defect.error, reason.defect.unit))
+            }
+          }
+          for (const reason of cause.reasons) {
+            if (reason._tag === "Die" && SqlError.isSqlError(reason.defect)) return Effect.fail(fromSqlError(operation, reason.defect))
+          }
+          return Effect.failCause(cause)
+        })
       )
 
     const initialized = (operation: string) =>
