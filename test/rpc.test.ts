@@ -240,4 +240,51 @@ describe("RPC source on anvil", () => {
       proxy.close()
     }
   })
+
+  it("treats a block served once with a different hash as a reorg, and still ends equal to the chain", async () => {
+    const token = await deployToken(anvil, { name: "H", symbol: "H", supply: SUPPLY })
+    await makeTransfers(anvil, token.address, { count: 300, accounts: 20, perTx: 100 })
+    await mine(anvil, 3)
+    const target = (await head(anvil)) - 1
+    let altered = 0
+    const proxy = http.createServer((req, res) => {
+      let body = ""
+      req.on("data", (d) => (body += d))
+      req.on("end", () => {
+        const upstream = http.request(anvil.url, { method: "POST", headers: { "content-type": "application/json" } }, (up) => {
+          let text = ""
+          up.on("data", (d) => (text += d))
+          up.on("end", () => {
+            const replies = JSON.parse(text) as unknown
+            // The first time the empty block `target` is asked for, answer with another hash.
+            for (const reply of Array.isArray(replies) ? replies : [replies]) {
+              const result = (reply as { result?: { number?: string; hash?: string } | null }).result
+              if (altered === 0 && result?.number !== undefined && Number(result.number) === target && result.hash !== undefined) {
+                altered++
+                result.hash = `0x${"ab".repeat(32)}`
+              }
+            }
+            res.writeHead(200, { "content-type": "application/json" }).end(JSON.stringify(replies))
+          })
+        })
+        upstream.end(body)
+      })
+    })
+    await new Promise<void>((resolve) => proxy.listen(0, "127.0.0.1", resolve))
+    const port = (proxy.address() as { port: number }).port
+    try {
+      const end = await head(anvil)
+      const { indexed, rolledBack } = await run(Effect.gen(function*() {
+        yield* Runtime.run(tokenIndexer([{ id: anvil.chainId, url: `http://127.0.0.1:${port}`, token: token.address, startBlock: token.block, endBlock: target }]))
+        yield* Runtime.run(tokenIndexer([{ id: anvil.chainId, url: `http://127.0.0.1:${port}`, token: token.address, startBlock: token.block, endBlock: end }]))
+        const writes = yield* (yield* Storage.MemoryStorage).writes
+        return { indexed: yield* balances, rolledBack: writes.some((w) => w.rollback !== undefined) }
+      }))
+      expect(altered).toBe(1)
+      expect(rolledBack).toBe(true)
+      await expectMatchesChain(anvil, token.address, indexed, [anvil.account.address, ...sprayAccounts(20)], SUPPLY)
+    } finally {
+      proxy.close()
+    }
+  })
 })
