@@ -17,6 +17,8 @@ export interface Options {
   readonly storageRetryBase: Duration.Duration
   /** How often history outside every reorg window is pruned. */
   readonly pruneInterval: Duration.Duration
+  /** Wait for each batch's write before the next batch (no overlap): only to measure what the overlap buys. */
+  readonly inlineWrites: boolean
 }
 
 export const defaults: Options = {
@@ -26,7 +28,8 @@ export const defaults: Options = {
   chainMetaInterval: Duration.millis(500),
   storageAttempts: 5,
   storageRetryBase: Duration.millis(200),
-  pruneInterval: Duration.seconds(30)
+  pruneInterval: Duration.seconds(30),
+  inlineWrites: false
 }
 
 /** The config in force; without a layer, the defaults. */

@@ -220,6 +220,7 @@ export const make = (options: Options = {}) =>
         }
         const batch = processed.success
         yield* cycle.commitBatch(batch)
+        if (config.inlineWrites) yield* cycle.flush
         store.setChainMeta(Fetcher.chainMeta(cursors))
         yield* Metric.update(Metrics.processingDuration, (yield* Clock.currentTimeMillis) - started)
         yield* Metric.update(Metrics.eventsProcessed, batch.items.length)

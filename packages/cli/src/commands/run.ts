@@ -4,7 +4,7 @@
  */
 import { Clock, Effect, Layer, Option } from "effect"
 import { Argument, Flag } from "effect/cli"
-import { Config, type Indexer, Processor, Runtime, SimChain, Store } from "@chainstore/core"
+import { CapacityGate, Config, type Indexer, Processor, Runtime, SimChain, Store } from "@chainstore/core"
 import * as Database from "../Database.js"
 import * as LoadIndexer from "../LoadIndexer.js"
 import * as MetricsServer from "../MetricsServer.js"
@@ -29,7 +29,9 @@ export const flags = {
   ),
   metricsPort: Flag.Int("metrics-port").pipe(Flag.withDescription("Port of /metrics, /ready and /healthz (default 9898; 0 disables)"), Flag.withDefault(9898)),
   metricsHost: Flag.String("metrics-host").pipe(Flag.withDescription("Address the metrics server binds (default 127.0.0.1)"), Flag.withDefault("127.0.0.1")),
-  logFormat: Flag.Literals("log-format", ["pretty", "json"]).pipe(Flag.withDescription("Log format (default pretty)"), Flag.withDefault("pretty"))
+  logFormat: Flag.Literals("log-format", ["pretty", "json"]).pipe(Flag.withDescription("Log format (default pretty)"), Flag.withDefault("pretty")),
+  // Benchmarks only: awaits each write before the next batch, to measure the background writer's worth.
+  inlineWrites: Flag.Boolean("inline-writes").pipe(Flag.withHidden, Flag.withDefault(false))
 } as const
 
 /** The indexer with --sim and --end-block applied. */
@@ -55,11 +57,15 @@ export const run = Effect.fn("chainstore.run")(function*(options: {
   readonly objectsTarget: Option.Option<number>
   readonly metricsPort: number
   readonly metricsHost: string
+  readonly inlineWrites: boolean
 }) {
   yield* Database.check(options)
   const sim = Option.isSome(options.sim) ? Option.some(yield* SimChain.parse(options.sim.value)) : Option.none()
   const indexer = adapt(yield* LoadIndexer.load(Option.getOrUndefined(options.indexer)), sim, options.endBlock)
-  const config = Config.layerFromEnv(Option.isSome(options.objectsTarget) ? { objectsTarget: options.objectsTarget.value } : {})
+  const config = Config.layerFromEnv({
+    ...(Option.isSome(options.objectsTarget) ? { objectsTarget: options.objectsTarget.value } : {}),
+    ...(options.inlineWrites ? { inlineWrites: true } : {})
+  })
   const started = yield* Clock.currentTimeMillis
   yield* Effect.logInfo(`Indexing into ${Database.describe(options)}`)
 
@@ -70,7 +76,10 @@ export const run = Effect.fn("chainstore.run")(function*(options: {
     yield* MetricsServer.serve({ port: options.metricsPort, host: options.metricsHost, isReady: processor.isReady })
     yield* Effect.forkScoped(Progress.report(processor, store, { tty: process.stderr.isTTY === true, objectsTarget }))
     yield* Output.onStopSignal(processor.stop)
-    return yield* processor.run
+    const result = yield* processor.run
+    const gate = yield* (yield* CapacityGate.CapacityGate).stats
+    yield* Effect.logInfo(`Memory: peak ${gate.peakObjects} objects (target ${objectsTarget}); evicted ${gate.evictedCommitted} committed, ${gate.evictedLoaded} db-loaded; ${gate.waits} waits for a commit`)
+    return result
   }).pipe(
     Effect.scoped,
     Effect.provide(Runtime.layer(indexer, { exitAtHead: options.exitAtHead })),
