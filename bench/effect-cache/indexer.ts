@@ -6,16 +6,7 @@ import * as fs from "node:fs"
 import { Effect, Schema } from "effect"
 import { Entity, ExternalEffect, Indexer, SimChain } from "@chainstore/core"
 
-const abi = [{
-  type: "event",
-  name: "Transfer",
-  anonymous: false,
-  inputs: [
-    { name: "from", type: "address", indexed: true },
-    { name: "to", type: "address", indexed: true },
-    { name: "value", type: "uint256", indexed: false }
-  ]
-}] as const
+const abi = SimChain.abi
 
 const Seen = Entity.make("Seen", { id: Schema.String, score: Schema.Int, hits: Schema.Int })
 const inputs = 10_000

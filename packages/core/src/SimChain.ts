@@ -30,6 +30,20 @@ export const defaults: Params = {
   blockTimeMs: 0
 }
 
+/** The event the simulated chain emits: the ERC20 Transfer, as an ABI for contracts that index it. */
+export const abi = [
+  {
+    type: "event",
+    name: "Transfer",
+    anonymous: false,
+    inputs: [
+      { name: "from", type: "address", indexed: true },
+      { name: "to", type: "address", indexed: true },
+      { name: "value", type: "uint256", indexed: false }
+    ]
+  }
+] as const
+
 export const ZERO_ADDRESS = "0x0000000000000000000000000000000000000000"
 /** What a mint gives each account: far more than all its transfers can spend. */
 export const MINT_VALUE = 10n ** 24n

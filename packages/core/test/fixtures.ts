@@ -1,19 +1,8 @@
 /** A small ERC20 indexer the core tests run: balances, supply, and an effect per token. */
 import { Effect, Schema } from "effect"
-import { Entity, ExternalEffect, Indexer, Source } from "@chainstore/core"
+import { Entity, ExternalEffect, Indexer, SimChain, Source } from "@chainstore/core"
 
-export const erc20Abi = [
-  {
-    type: "event",
-    name: "Transfer",
-    anonymous: false,
-    inputs: [
-      { name: "from", type: "address", indexed: true },
-      { name: "to", type: "address", indexed: true },
-      { name: "value", type: "uint256", indexed: false }
-    ]
-  }
-] as const
+export const erc20Abi = SimChain.abi
 
 export const Account = Entity.make("Account", { id: Schema.String, balance: Schema.BigInt })
 export const Token = Entity.make("Token", { id: Schema.String, supply: Schema.BigInt, transfers: Schema.Number })
