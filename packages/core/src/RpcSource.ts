@@ -15,10 +15,10 @@ import type { Block, ChainInfo, ChainSource, ContractInfo, FetchRequest, FetchRe
 export interface Options {
   /** The endpoint; keep keys in it out of logs by passing it Redacted. */
   readonly url: string | Redacted.Redacted<string>
-  /** Blocks per eth_getLogs to start with (default 1000), and the most it grows to (default 100_000). */
+  /** Blocks per eth_getLogs to start with (default 100), and the most it grows to (default 100_000). */
   readonly initialRange?: number
   readonly maxRange?: number
-  /** Grow the range while a response has fewer logs than this (default 10_000). */
+  /** Logs per response to aim at (default 10_000): the range grows below half of it and shrinks above twice it. */
   readonly targetLogs?: number
   /** Attempts per request, the first included (default 6), and the first backoff (default 200 ms). */
   readonly attempts?: number
@@ -55,7 +55,10 @@ export const describeEndpoint = (url: string): string => {
   return `${u.protocol}//${u.host}`
 }
 
-const tooLarge = /too many|more than \d+ (results|logs)|limit exceeded|response size|range (is )?too (large|wide)|block range|exceed|query timeout|timed? ?out/i
+/** Replies above this are refused unread (a JavaScript string holds at most ~512 MB). */
+const maxResponseBytes = 256 * 1024 * 1024
+
+const tooLarge = /too many|more than \d+ (results|logs)|limit exceeded|response size|range (is )?too (large|wide)|block range|exceed|query timeout|timed? ?out|string longer than|invalid string length|ERR_STRING_TOO_LONG|body too large/i
 
 export const source = (options: Options): Source => ({
   name: "rpc",
@@ -71,7 +74,7 @@ const make = (options: Options, chain: ChainInfo): Effect.Effect<ChainSource, So
     const maxRange = options.maxRange ?? 100_000
     const targetLogs = options.targetLogs ?? 10_000
     const limiter = options.rateLimit === undefined ? Effect.void : RateLimiter.make(options.rateLimit)
-    let range = options.initialRange ?? 1_000
+    let range = options.initialRange ?? 100
     let id = 0
 
     const fail = (message: string) => new SourceError({ chainId: chain.chainId, message: `RPC ${endpoint}: ${message}` })
@@ -88,6 +91,11 @@ const make = (options: Options, chain: ChainInfo): Effect.Effect<ChainSource, So
               body: JSON.stringify(body),
               signal: AbortSignal.any([signal, AbortSignal.timeout(timeoutMs)])
             })
+            // A reply this big cannot be parsed in one string: ask for fewer blocks instead of reading it.
+            if (Number(response.headers.get("content-length") ?? 0) > maxResponseBytes) {
+              await response.body?.cancel()
+              return { httpError: "response body too large" }
+            }
             if (!response.ok) {
               const text = (await response.text()).slice(0, 200)
               return { httpError: `HTTP ${response.status}${text.length > 0 ? ` ${text}` : ""}` }
@@ -96,7 +104,8 @@ const make = (options: Options, chain: ChainInfo): Effect.Effect<ChainSource, So
           },
           catch: (cause): Failure => {
             const message = cause instanceof Error ? `${cause.name}: ${cause.message}` : String(cause)
-            return /timeout|abort/i.test(message) ? { _tag: "TooLarge", message: "request timed out" } : { _tag: "Retryable", message }
+            if (/timeout|abort/i.test(message)) return { _tag: "TooLarge", message: "request timed out" }
+            return tooLarge.test(message) ? { _tag: "TooLarge", message } : { _tag: "Retryable", message }
           }
         })
       ).pipe(Effect.flatMap((r): Effect.Effect<unknown, Failure> => {
@@ -178,7 +187,10 @@ const make = (options: Options, chain: ChainInfo): Effect.Effect<ChainSource, So
             topics: [topics]
           }]))
           if (result._tag === "Success") {
-            if (result.success.length < targetLogs / 2 && end - from + 1 >= range) range = Math.min(maxRange, range * 2)
+            const logs = result.success.length
+            const span = end - from + 1
+            if (logs > targetLogs * 2) range = Math.max(1, Math.floor((span * targetLogs) / logs))
+            else if (logs < targetLogs / 2 && span >= range) range = Math.min(maxRange, range * 2)
             return { logs: result.success, toBlock: end }
           }
           const failure = result.failure
