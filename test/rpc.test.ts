@@ -192,12 +192,12 @@ describe("RPC source on anvil", () => {
     }
   })
 
-  it("ends equal to the chain through a proxy that drops connections, fails requests and refuses wide ranges", async () => {
+  it("ends equal to the chain through a proxy that drops connections, fails and delays requests and refuses wide ranges", async () => {
     const token = await deployToken(anvil, { name: "F", symbol: "F", supply: SUPPLY })
     await makeTransfers(anvil, token.address, { count: 1500, accounts: 40, perTx: 300 })
     await mine(anvil, 2)
     let request = 0
-    const faults = { dropped: 0, failed: 0, tooMany: 0 }
+    const faults = { dropped: 0, failed: 0, tooMany: 0, delayed: 0 }
     const proxy = http.createServer((req, res) => {
       let body = ""
       req.on("data", (d) => (body += d))
@@ -222,7 +222,11 @@ describe("RPC source on anvil", () => {
           res.writeHead(up.statusCode ?? 502, { "content-type": "application/json" })
           up.pipe(res)
         })
-        upstream.end(body)
+        // Some answers come late.
+        if (n % 3 === 0) {
+          faults.delayed++
+          setTimeout(() => upstream.end(body), 150)
+        } else upstream.end(body)
       })
     })
     await new Promise<void>((resolve) => proxy.listen(0, "127.0.0.1", resolve))
@@ -236,6 +240,7 @@ describe("RPC source on anvil", () => {
       expect(faults.dropped).toBeGreaterThan(0)
       expect(faults.failed).toBeGreaterThan(0)
       expect(faults.tooMany).toBeGreaterThan(0)
+      expect(faults.delayed).toBeGreaterThan(0)
     } finally {
       proxy.close()
     }

@@ -197,6 +197,7 @@ export const make = (options: Options = {}) =>
         yield* gate.awaitCapacity
         if (stopRequested) break
         const next = yield* Fetcher.nextBatch(cursors, store.processed(), fetchOptions).pipe(
+          Effect.withSpan("Fetcher.nextBatch"),
           // A reorg deeper than the window: stop every write now, since nothing can undo what is queued.
           Effect.catchTag("DeepReorgError", (e) => Effect.andThen(fatal.fail(e), fatal.await))
         )
