@@ -69,7 +69,7 @@ export const make = Effect.gen(function*() {
 
   /** Decodes stored rows into memory; returns the keys that still need a run. */
   const loadStored = (effect: ExternalEffect.Any, keys: ReadonlyArray<string>): Effect.Effect<ReadonlyArray<string>> => {
-    if (!effect.cache || keys.length === 0) return Effect.succeed(keys)
+    if (!effect.cache || keys.length === 0 || store.isComplete(effect.name)) return Effect.succeed(keys)
     return Effect.gen(function*() {
       const rows = yield* storage.loadEffectEntries(effect.name, keys).pipe(
         Effect.catch((e) => Effect.as(Effect.logWarning(`Failed to load the ${effect.name} effect cache: ${e.message}`), []))

@@ -105,6 +105,7 @@ export const make = Effect.gen(function*() {
       Effect.suspend(() => {
         const ids = store.lookup(name, field, op, value)
         if (ids !== undefined) return Effect.succeed(valuesOf(name, ids))
+        if (store.isComplete(name)) return Effect.succeed(valuesOf(name, store.addLookup(name, field, op, value)))
         return Effect.map(storage.loadByField(name, field, op, value), (rows) => {
           for (const row of rows) store.initEntityFromDb(name, (row as { id: string }).id, row)
           return valuesOf(name, store.addLookup(name, field, op, value))
@@ -114,7 +115,8 @@ export const make = Effect.gen(function*() {
       get: (id: string) =>
         Effect.suspend(() => {
           const change = store.getEntity(name, id)
-          return change === undefined ? load(id) : Effect.succeed(Change.value(change) as Row | undefined)
+          if (change !== undefined) return Effect.succeed(Change.value(change) as Row | undefined)
+          return store.isComplete(name) ? Effect.succeed(undefined) : load(id)
         }),
       set: (value: Row) =>
         Effect.suspend(() => {
@@ -136,6 +138,7 @@ export const make = Effect.gen(function*() {
         Effect.sync(() => {
           const change = store.getEntity(name, id)
           if (change !== undefined) return Change.value(change) as Row | undefined
+          if (store.isComplete(name)) return undefined
           let ids = recorded.ids.get(name)
           if (ids === undefined) recorded.ids.set(name, (ids = new Set()))
           ids.add(id)
@@ -145,7 +148,7 @@ export const make = Effect.gen(function*() {
       deleteUnsafe: () => Effect.void,
       getWhere: (field: string, op: Operator, value: unknown) =>
         Effect.sync(() => {
-          const ids = store.lookup(name, field, op, value)
+          const ids = store.lookup(name, field, op, value) ?? (store.isComplete(name) ? store.addLookup(name, field, op, value) : undefined)
           if (ids !== undefined) return valuesOf(name, ids)
           recorded.lookups.push({ entity: name, field, op, value })
           return []

@@ -92,7 +92,9 @@ export const make = (options: Options = {}) =>
       const items = batch.items
       const registrations: Array<Batch.Registration> = []
       let pending: Array<number> = []
-      for (let i = 0; i < items.length; i++) if (handlerFor(items[i]!) !== undefined) pending.push(i)
+      // With no effects to resolve and every table complete in memory, a preload would find nothing to load.
+      const preload = indexer.effects.length > 0 || indexer.entities.some((e) => !store.isComplete(e.name))
+      if (preload) for (let i = 0; i < items.length; i++) if (handlerFor(items[i]!) !== undefined) pending.push(i)
       for (let round = 0; round < preloadRounds && pending.length > 0; round++) {
         const stopped: Array<number> = []
         for (const i of pending) {

@@ -38,6 +38,12 @@ export class Store extends Context.Service<Store, {
    */
   readonly beginBatch: (batch: Batch.Batch) => void
 
+  /**
+   * Memory holds every stored row of this table (or effect): true from a fresh database until its first eviction
+   * or rollback. Then an id missing from memory is missing from storage too, and no read is needed.
+   */
+  readonly isComplete: (table: string) => boolean
+
   // Entities (hot path)
   readonly getEntity: (entity: string, id: string) => Change.Change<unknown> | undefined
   readonly setEntity: (entity: string, change: Change.Change<unknown>) => void
@@ -105,6 +111,8 @@ export const make = Effect.fn("Store.make")(function*(indexer: Indexer) {
   for (const entity of indexer.entities) entities.set(entity.name, InMemoryTable.make())
   const effects = new Map<string, EffectTable>()
   for (const def of indexer.effects) effects.set(def.name, { def, table: InMemoryTable.make() })
+  // Nothing was ever committed: storage is empty, so memory starts out complete (see isComplete).
+  const complete = new Set<string>(resume.committedCheckpointId === 0n ? [...entities.keys(), ...effects.keys()] : [])
   const chainMeta = new Map<number, ChainMeta>()
   const committedBlocks = new Map(resume.chains.map((c) => [c.chainId, c.progressBlock]))
   let chainMetaDirty = false
@@ -147,6 +155,7 @@ export const make = Effect.fn("Store.make")(function*(indexer: Indexer) {
     },
 
     getEntity: (entity, id) => InMemoryTable.get(entityTable(entity), id),
+    isComplete: (table) => complete.has(table),
     beginBatch: (batch) => {
       dropFrom = batch.isInReorgThreshold ? undefined : batch.checkpointIds[0]
     },
@@ -230,12 +239,18 @@ export const make = Effect.fn("Store.make")(function*(indexer: Indexer) {
     },
     dropCommitted: (keepLoadedFromDb) => {
       let dropped = 0
-      for (const table of entities.values()) dropped += InMemoryTable.dropCommitted(table, committed, keepLoadedFromDb)
-      for (const { table } of effects.values()) dropped += InMemoryTable.dropCommitted(table, committed, keepLoadedFromDb)
+      const drop = (name: string, table: InMemoryTable.InMemoryTable<unknown>) => {
+        const n = InMemoryTable.dropCommitted(table, committed, keepLoadedFromDb)
+        if (n > 0) complete.delete(name)
+        dropped += n
+      }
+      for (const [name, table] of entities) drop(name, table)
+      for (const [name, { table }] of effects) drop(name, table)
       return dropped
     },
 
     stageRollback: (targetCheckpointId, diff, progress) => {
+      complete.clear()
       const diffCheckpointId = committed + 1n
       for (const table of entities.values()) InMemoryTable.dropAfter(table, targetCheckpointId)
       for (const { def, table } of effects.values()) if (def.reorgSensitive) InMemoryTable.dropAfter(table, targetCheckpointId)
