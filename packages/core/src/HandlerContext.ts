@@ -62,6 +62,8 @@ interface Recorded {
   readonly effects: Array<EffectCacheNs.Request>
 }
 
+const noRegistrations: ReadonlyArray<Batch.Registration> = []
+
 /** Ends a handler's preload run at an effect call whose output is not known yet. */
 class PreloadStop {
   readonly _tag = "PreloadStop"
@@ -77,7 +79,7 @@ export interface Contexts {
   /** Loads everything recorded by the preload pass since the last call. */
   readonly load: Effect.Effect<void, StorageError>
   /** Contracts registered by handlers since the last call. */
-  readonly takeRegistrations: () => Array<Batch.Registration>
+  readonly takeRegistrations: () => ReadonlyArray<Batch.Registration>
 }
 
 export const make = Effect.gen(function*() {
@@ -237,6 +239,8 @@ export const make = Effect.gen(function*() {
     },
     preloadStopped: () => stopped,
     takeRegistrations: () => {
+      // Called after every handler run: allocate only when something was registered.
+      if (registrations.length === 0) return noRegistrations
       const taken = registrations
       registrations = []
       return taken
