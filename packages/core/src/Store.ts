@@ -195,9 +195,11 @@ export const make = Effect.fn("Store.make")(function*(indexer: Indexer) {
       }
       const effectRows: Array<WritePlan["effects"][number]> = []
       for (const [name, { def, table }] of effects) {
+        // Snapshot memory-only effects too (and drop the result): it is what releases their dirty ids.
+        const changes = InMemoryTable.snapshotChanges(table, committed, upTo)
         if (!def.cache) continue
         const rows: Array<EffectRow> = []
-        for (const change of InMemoryTable.snapshotChanges(table, committed, upTo)) {
+        for (const change of changes) {
           if (change._tag === "Set") rows.push({ key: change.entityId, output: def.encodeOutput(change.entity), checkpointId: change.checkpointId })
         }
         if (rows.length > 0) effectRows.push({ effect: name, rows })
