@@ -39,7 +39,11 @@ const resultsFile = path.join(benchDir, "peers", "results.json")
 const docsFile = path.join(root, "docs", "benchmarks.md")
 const svgFile = path.join(root, "docs", "peers.svg")
 
-const indexerNames = ["chainstore-example", "chainstore-minimal", "ponder", "envio"] as const
+const indexerNames = ["chainstore-example", "chainstore-minimal", "chainstore-example-r10", "chainstore-minimal-r10", "ponder", "envio"] as const
+/** Run unless --indexers names them: the chainstore variants with RpcSource's initialRange set to 10 blocks. */
+const defaultIndexers: ReadonlyArray<IndexerName> = ["chainstore-example", "chainstore-minimal", "ponder", "envio"]
+/** The "-r10" variants: blocks per eth_getLogs chainstore starts with (RpcSource default: 1000). */
+const tunedRange = 10
 type IndexerName = (typeof indexerNames)[number]
 const dbNames = ["pglite", "postgres"] as const
 type DbName = (typeof dbNames)[number]
@@ -48,13 +52,15 @@ const { values } = parseArgs({
   options: {
     events: { type: "string", default: "100000" },
     repeat: { type: "string" },
-    indexers: { type: "string", default: indexerNames.join(",") },
+    indexers: { type: "string", default: defaultIndexers.join(",") },
     dbs: { type: "string", default: dbNames.join(",") },
     accounts: { type: "string", default: "1000" },
     "per-tx": { type: "string", default: "1000" },
     port: { type: "string", default: "8545" },
     "pg-url": { type: "string", default: process.env.CHAINSTORE_BENCH_DATABASE_URL ?? "postgres://postgres@127.0.0.1:5432/test" },
-    "no-docs": { type: "boolean", default: false }
+    "no-docs": { type: "boolean", default: false },
+    /** Diagnostic: chainstore runs write a V8 CPU profile into bench/peers/logs/prof; nothing is saved to results or docs. */
+    "cpu-prof": { type: "boolean", default: false }
   }
 })
 
@@ -381,10 +387,11 @@ const chainEnv = (chain: Chain): Record<string, string> => ({
   CHAIN_ID: String(chain.anvil.chainId)
 })
 
-const chainstore = (which: "example" | "minimal", db: DbName, chain: Chain, tag: string): Run => {
-  const indexer = which === "example" ? "examples/erc20" : "bench/peers/indexer.ts"
-  const schema = `bench_peers_cs_${which}_${tag}`
-  const dataDir = path.join(workDir, `cs-${which}-${tag}`)
+const chainstore = (which: "example" | "minimal", db: DbName, chain: Chain, tag: string, initialRange?: number): Run => {
+  const indexer = which === "example" ? (initialRange === undefined ? "examples/erc20" : "bench/peers/example.ts") : "bench/peers/indexer.ts"
+  const variant = `${which}${initialRange === undefined ? "" : `_r${initialRange}`}`
+  const schema = `bench_peers_cs_${variant}_${tag}`
+  const dataDir = path.join(workDir, `cs-${variant}-${tag}`)
   const dbArgs = db === "pglite" ? ["--data-dir", dataDir] : ["--db", pgUrl, "--schema", schema]
   const cleanup = () => {
     if (db === "pglite") fs.rmSync(dataDir, { recursive: true, force: true })
@@ -395,9 +402,17 @@ const chainstore = (which: "example" | "minimal", db: DbName, chain: Chain, tag:
   return {
     launch: {
       command: process.execPath,
-      args: [path.join(root, "packages/cli/bin/chainstore.mjs"), "run", indexer, ...dbArgs, "--metrics-port", "0"],
+      args: [
+        ...(values["cpu-prof"] ? ["--cpu-prof", "--cpu-prof-dir", path.join(logDir, "prof", `${variant}-${tag}`)] : []),
+        path.join(root, "packages/cli/bin/chainstore.mjs"),
+        "run",
+        indexer,
+        ...dbArgs,
+        "--metrics-port",
+        "0"
+      ],
       cwd: root,
-      env: chainEnv(chain)
+      env: { ...chainEnv(chain), ...(initialRange === undefined ? {} : { RPC_INITIAL_RANGE: String(initialRange) }) }
     },
     rows: async () => {
       if (db === "postgres") return toRows(pgRows(`select ${columns} from "${schema}".account`))
@@ -518,6 +533,10 @@ const makeRun = async (indexer: IndexerName, db: DbName, chain: Chain, tag: stri
       return chainstore("example", db, chain, tag)
     case "chainstore-minimal":
       return chainstore("minimal", db, chain, tag)
+    case "chainstore-example-r10":
+      return chainstore("example", db, chain, tag, tunedRange)
+    case "chainstore-minimal-r10":
+      return chainstore("minimal", db, chain, tag, tunedRange)
     case "ponder":
       return ponder(db, chain, tag)
     case "envio":
@@ -590,17 +609,28 @@ const median = (xs: ReadonlyArray<number>): number => {
 const labels: Record<IndexerName, string> = {
   "chainstore-example": "chainstore (examples/erc20)",
   "chainstore-minimal": "chainstore (minimal, bench/peers/indexer.ts)",
+  "chainstore-example-r10": `chainstore (examples/erc20, initialRange ${tunedRange})`,
+  "chainstore-minimal-r10": `chainstore (minimal, initialRange ${tunedRange})`,
   ponder: "Ponder 0.16.10",
   envio: "Envio HyperIndex 2.32.12"
 }
 const shortLabels: Record<IndexerName, string> = {
   "chainstore-example": "chainstore example",
   "chainstore-minimal": "chainstore minimal",
+  "chainstore-example-r10": `chainstore example r${tunedRange}`,
+  "chainstore-minimal-r10": `chainstore minimal r${tunedRange}`,
   ponder: "Ponder",
   envio: "HyperIndex"
 }
 const dbLabels: Record<DbName, string> = { pglite: "PGlite", postgres: "Postgres 15" }
-const colors: Record<IndexerName, string> = { "chainstore-example": "#7aa6d8", "chainstore-minimal": "#1f5fa8", ponder: "#e07b39", envio: "#5aa05a" }
+const colors: Record<IndexerName, string> = {
+  "chainstore-example": "#7aa6d8",
+  "chainstore-minimal": "#1f5fa8",
+  "chainstore-example-r10": "#9fc3e6",
+  "chainstore-minimal-r10": "#3d7fc4",
+  ponder: "#e07b39",
+  envio: "#5aa05a"
+}
 
 interface Cell {
   readonly events: number
@@ -625,6 +655,8 @@ const cells = (results: Results): Array<Cell> => {
   return out
 }
 
+const chainstoreNames = ["chainstore-minimal", "chainstore-example", "chainstore-minimal-r10", "chainstore-example-r10"] as const
+
 const fmtInt = (n: number) => Math.round(n).toLocaleString("en-US")
 const fmtK = (n: number) => (n >= 1_000_000 ? `${n / 1_000_000}M` : n >= 1000 ? `${n / 1000}k` : String(n))
 
@@ -647,13 +679,13 @@ const render = (results: Results): string => {
       "Indexer CPU s = user + system CPU seconds of the indexer's process tree (not anvil's, not the Postgres server's). Machine busy cores = average busy cores of the whole 2-core machine during the run (indexer, anvil, Postgres and whatever else ran). " +
       "Peak RSS = the most the process tree held (max over runs; the Postgres server is not counted).",
     "",
-    "| indexer | database | events | runs | events/s median [min–max] | wall s median | indexer CPU s median | machine busy cores | peak RSS |",
-    "|---|---|---:|---:|---|---:|---:|---:|---:|"
+    "| indexer | database | events | runs | events/s median [min–max] | wall s median | indexer CPU s median | machine busy cores | peak RSS | chainstore commit |",
+    "|---|---|---:|---:|---|---:|---:|---:|---:|---|"
   )
   const all = cells(results)
   for (const c of all) {
     if (c.ok.length === 0) {
-      lines.push(`| ${labels[c.indexer]} | ${dbLabels[c.db]} | ${fmtInt(c.events)} | 0/${c.failed.length} | failed: ${c.failed[0]?.detail.replace(/\|/g, "\\|").slice(0, 200)} | – | – | – | – |`)
+      lines.push(`| ${labels[c.indexer]} | ${dbLabels[c.db]} | ${fmtInt(c.events)} | 0/${c.failed.length} | failed: ${c.failed[0]?.detail.replace(/\|/g, "\\|").slice(0, 200)} | – | – | – | – | – |`)
       continue
     }
     const eps = c.ok.map((r) => r.eventsPerSecond)
@@ -664,7 +696,9 @@ const render = (results: Results): string => {
     lines.push(
       `| ${labels[c.indexer]} | ${dbLabels[c.db]} | ${fmtInt(c.events)} | ${c.ok.length}${failedNote} | **${fmtInt(median(eps))}**${spread} | ${median(c.ok.map((r) => r.seconds)).toFixed(1)} | ${
         cpu.length === 0 ? "–" : median(cpu).toFixed(1)
-      } | ${busy.length === 0 ? "–" : median(busy).toFixed(2)} | ${fmtInt(Math.max(...c.ok.map((r) => r.peakRssMb)))} MB |`
+      } | ${busy.length === 0 ? "–" : median(busy).toFixed(2)} | ${fmtInt(Math.max(...c.ok.map((r) => r.peakRssMb)))} MB | ${
+        c.indexer.startsWith("chainstore") ? [...new Set(c.ok.map((r) => r.commit))].join(", ") : "–"
+      } |`
     )
   }
   lines.push("", "Ratios (median events/s of chainstore ÷ the best peer's on the same database and chain; > 1 = chainstore faster):", "")
@@ -682,7 +716,7 @@ const render = (results: Results): string => {
       }
       if (best === undefined) continue
       const parts: Array<string> = []
-      for (const cs of ["chainstore-minimal", "chainstore-example"] as const) {
+      for (const cs of chainstoreNames) {
         const eps = med(cs, db)
         if (eps !== undefined) parts.push(`${shortLabels[cs]} ${(eps / best.eps).toFixed(2)}×`)
       }
@@ -698,7 +732,7 @@ const render = (results: Results): string => {
       }
       return best
     }
-    const bestCs = bestOf(["chainstore-minimal", "chainstore-example"])
+    const bestCs = bestOf(chainstoreNames)
     const bestPeer = bestOf(["ponder", "envio"])
     if (bestCs !== undefined && bestPeer !== undefined) {
       lines.push(`- ${fmtK(events)}, any database: fastest chainstore (${shortLabels[bestCs.name]}, ${dbLabels[bestCs.db]}, ${fmtInt(bestCs.eps)} ev/s) ÷ fastest peer (${shortLabels[bestPeer.name]}, ${dbLabels[bestPeer.db]}, ${fmtInt(bestPeer.eps)} ev/s) = ${(bestCs.eps / bestPeer.eps).toFixed(2)}×`)
@@ -839,7 +873,9 @@ const main = async () => {
               machineBusyCores: m.machineBusyCores
             }
             if (failure !== undefined) {
-              const tail = fs.readFileSync(logFile, "utf8").trim().split("\n").slice(-3).join(" / ").slice(0, 400)
+              // The last line naming an error, else the last line.
+              const logLines = fs.readFileSync(logFile, "utf8").trim().split("\n")
+              const tail = ([...logLines].reverse().find((l) => /error|fail/i.test(l)) ?? logLines.at(-1) ?? "").trim().slice(0, 400)
               result = { ...base, ...stats, ok: false, detail: `${failure}: ${tail}` }
             } else {
               try {
@@ -860,7 +896,7 @@ const main = async () => {
               `CPU ${result.cpuSeconds?.toFixed(1)} s, machine ${result.machineBusyCores?.toFixed(2)} cores busy — ${result.detail}`
           )
           results.runs.push(result)
-          fs.writeFileSync(resultsFile, `${JSON.stringify(results, null, 2)}\n`)
+          if (!values["cpu-prof"]) fs.writeFileSync(resultsFile, `${JSON.stringify(results, null, 2)}\n`)
         }
       }
     } finally {
@@ -868,7 +904,7 @@ const main = async () => {
     }
   }
   fs.rmSync(workDir, { recursive: true, force: true })
-  if (!values["no-docs"]) {
+  if (!values["no-docs"] && !values["cpu-prof"]) {
     writeDocs(results)
     console.log(`\nwrote ${path.relative(root, docsFile)} (section "${sectionTitle.slice(3)}") and ${path.relative(root, svgFile)}`)
   }

@@ -2,7 +2,8 @@
  * The minimal chainstore indexer of bench/peers.ts: exactly the bookkeeping the Ponder and HyperIndex indexers do
  * (bench/ponder, bench/envio) — per account, from -= value, to += value, one more transfer each, the zero address
  * included — and nothing else (no Transfer rows, no Token row, no effects).
- * Reads RPC_URL, TOKEN_ADDRESS, START_BLOCK, END_BLOCK and CHAIN_ID (default 31337) like examples/erc20.
+ * Reads RPC_URL, TOKEN_ADDRESS, START_BLOCK, END_BLOCK and CHAIN_ID (default 31337) like examples/erc20, and the
+ * optional RPC_INITIAL_RANGE.
  */
 import { Effect, Redacted, Schema } from "effect"
 import { Entity, Indexer, RpcSource } from "@chainstore/core"
@@ -33,7 +34,11 @@ export default Indexer.make({
   chains: [
     {
       id: Number(process.env.CHAIN_ID ?? 31337),
-      source: RpcSource.source({ url: Redacted.make(env("RPC_URL")) }),
+      // RPC_INITIAL_RANGE (bench/peers.ts's "-r<N>" variants): blocks per eth_getLogs to start with instead of RpcSource's default.
+      source: RpcSource.source({
+        url: Redacted.make(env("RPC_URL")),
+        ...(process.env.RPC_INITIAL_RANGE === undefined ? {} : { initialRange: Number(process.env.RPC_INITIAL_RANGE) })
+      }),
       startBlock: Number(env("START_BLOCK")),
       ...(process.env.END_BLOCK === undefined ? {} : { endBlock: Number(process.env.END_BLOCK) }),
       contracts: [{ name: "ERC20", abi: transferAbi, address: env("TOKEN_ADDRESS").toLowerCase() }]
