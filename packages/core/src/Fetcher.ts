@@ -32,6 +32,8 @@ export interface ChainCursor {
   registrations: Array<Batch.Registration>
   /** Registrations whose own block still has to be fetched for them alone. */
   backfill: Array<Batch.Registration>
+  /** Blocks per source request: shrinks on dense chains so a request holds about two batches of events. */
+  range: number
   /** Progress when the last batch was built, to truncate it. */
   progressBefore: number
   eventsBefore: number
@@ -90,6 +92,7 @@ export const makeCursor = (
     contracts,
     registrations: [],
     backfill: [],
+    range: Number.POSITIVE_INFINITY,
     progressBefore: progress,
     eventsBefore: resumed?.eventsProcessed ?? 0,
     progress,
@@ -176,7 +179,7 @@ const fill = (cursor: ChainCursor, options: Options): Effect.Effect<Detected | u
     const limit = Math.min(cursor.head, cursor.endBlock ?? Number.POSITIVE_INFINITY)
     while (cursor.bufferedEvents < options.batchSize && cursor.fetchedTo < limit) {
       const fromBlock = cursor.fetchedTo + 1
-      const toBlock = Math.min(limit, cursor.fetchedTo + options.fetchBlockRange)
+      const toBlock = Math.min(limit, cursor.fetchedTo + Math.min(cursor.range, options.fetchBlockRange))
       const windowStart = cursor.head - cursor.reorgWindow
       const inWindow = toBlock >= windowStart
       // The parent of the range must still be the block we saw; otherwise the chain reorganised under us.
@@ -216,6 +219,9 @@ const fill = (cursor: ChainCursor, options: Options): Effect.Effect<Detected | u
         cursor.bufferedEvents += block.events.length
       }
       cursor.fetchedTo = covered
+      // Memory held ahead of processing follows the batch size, not the chain's density.
+      const perBlock = result.events.length / (covered - fromBlock + 1)
+      cursor.range = perBlock > 0 ? Math.max(1, Math.ceil((2 * options.batchSize) / perBlock)) : Number.POSITIVE_INFINITY
     }
     return undefined
   })
