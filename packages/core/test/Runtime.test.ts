@@ -66,3 +66,24 @@ describe("Runtime failures", () => {
       assert.match(error.message, /duplicate entity name "Account"/)
     }))
 })
+
+describe("Runtime on a fresh database", () => {
+  it.effect("reads nothing from storage: memory holds every row until the first eviction", () =>
+    Effect.gen(function*() {
+      yield* Runtime.run(makeIndexer({ source: Source.memory(transferBlocks(20, 10, 15)).source, endBlock: 20 }))
+      const calls = yield* (yield* Storage.MemoryStorage).calls
+      assert.deepStrictEqual([...calls.keys()].filter((k) => k.startsWith("load")), [])
+    }).pipe(Effect.provide(Storage.layerMemory), Effect.provide(Config.layer({ batchSize: 30 }))))
+
+  it.effect("after an eviction, misses go to storage again (and still give the right balances)", () =>
+    Effect.gen(function*() {
+      // 40 accounts against a target of 20 objects: accounts must be evicted.
+      const blocks = transferBlocks(20, 10, 40)
+      yield* Runtime.run(makeIndexer({ source: Source.memory(blocks).source, endBlock: 20 }))
+      const memory = yield* Storage.MemoryStorage
+      const calls = yield* memory.calls
+      assert.isTrue((calls.get("loadByIds:Account") ?? 0) > 0, JSON.stringify([...calls]))
+      const rows = yield* memory.rows("Account")
+      for (const [id, balance] of expectedBalances(blocks)) assert.strictEqual((rows.get(id) as { balance: bigint }).balance, balance)
+    }).pipe(Effect.provide(Storage.layerMemory), Effect.provide(Config.layer({ batchSize: 30, objectsTarget: 20 }))))
+})
