@@ -32,7 +32,7 @@ export interface ChainCursor {
   registrations: Array<Batch.Registration>
   /** Registrations whose own block still has to be fetched for them alone. */
   backfill: Array<Batch.Registration>
-  /** Blocks per source request: shrinks on dense chains so a request holds about two batches of events. */
+  /** Blocks per source request (100 to start): sized from the density seen so a request holds about two batches. */
   range: number
   /** Progress when the last batch was built, to truncate it. */
   progressBefore: number
@@ -92,7 +92,7 @@ export const makeCursor = (
     contracts,
     registrations: [],
     backfill: [],
-    range: Number.POSITIVE_INFINITY,
+    range: 100,
     progressBefore: progress,
     eventsBefore: resumed?.eventsProcessed ?? 0,
     progress,

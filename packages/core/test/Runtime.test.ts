@@ -87,3 +87,25 @@ describe("Runtime on a fresh database", () => {
       for (const [id, balance] of expectedBalances(blocks)) assert.strictEqual((rows.get(id) as { balance: bigint }).balance, balance)
     }).pipe(Effect.provide(Storage.layerMemory), Effect.provide(Config.layer({ batchSize: 30, objectsTarget: 20 }))))
 })
+
+describe("Fetching ahead", () => {
+  it.effect("requests about two batches of events at a time on a dense chain, not the whole block range", () =>
+    Effect.gen(function*() {
+      const inner = Source.memory(transferBlocks(200, 50, 30)).source
+      const spans: Array<number> = []
+      const counting: Source.Source = {
+        name: "counting",
+        make: (chain) => Effect.map(inner.make(chain), (s) => ({
+          ...s,
+          fetch: (request) => Effect.map(s.fetch(request), (result) => {
+            spans.push(request.toBlock - request.fromBlock + 1)
+            return result
+          })
+        }))
+      }
+      yield* Runtime.run(makeIndexer({ source: counting, endBlock: 200 }))
+      // The first request is blind (100 blocks); then 2 × 100 events / 50 per block = 4 blocks.
+      assert.strictEqual(spans[0], 100)
+      assert.isTrue(spans.slice(1).every((n) => n <= 4), JSON.stringify(spans))
+    }).pipe(Effect.provide(Storage.layerMemory), Effect.provide(Config.layer({ batchSize: 100 }))))
+})
