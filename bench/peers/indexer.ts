@@ -6,20 +6,10 @@
  * optional RPC_INITIAL_RANGE.
  */
 import { Effect, Redacted, Schema } from "effect"
-import { Entity, Indexer, RpcSource } from "@chainstore/core"
+import { Entity, Indexer, RpcSource, SimChain } from "@chainstore/core"
 
-const transferAbi = [
-  {
-    type: "event",
-    name: "Transfer",
-    anonymous: false,
-    inputs: [
-      { name: "from", type: "address", indexed: true },
-      { name: "to", type: "address", indexed: true },
-      { name: "value", type: "uint256", indexed: false }
-    ]
-  }
-] as const
+// The ERC20 Transfer event, as the simulated chain emits it.
+const transferAbi = SimChain.abi
 
 export const Account = Entity.make("Account", { id: Schema.String, balance: Schema.BigInt, transferCount: Schema.Int })
 
