@@ -20,7 +20,6 @@
  */
 import { type ChildProcess, execFileSync, spawn } from "node:child_process"
 import * as fs from "node:fs"
-import * as net from "node:net"
 import * as os from "node:os"
 import * as path from "node:path"
 import { fileURLToPath, pathToFileURL } from "node:url"
@@ -28,6 +27,7 @@ import { parseArgs } from "node:util"
 import type { Address } from "viem"
 import { tokenAbi } from "../contracts/artifacts.js"
 import { type Anvil, balanceOf, deployToken, head, makeTransfers, mine, sprayAccounts, startAnvil } from "../test/support/anvil.js"
+import { freePort } from "../test/support/cli.js"
 
 const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), "..")
 const benchDir = path.join(root, "bench")
@@ -88,17 +88,6 @@ const repeatFor = (events: number): number => (values.repeat === undefined ? (ev
 // Processes
 
 const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms))
-
-const freePort = (): Promise<number> =>
-  new Promise((resolve, reject) => {
-    const server = net.createServer()
-    server.once("error", reject)
-    server.listen(0, "127.0.0.1", () => {
-      const address = server.address()
-      const port = typeof address === "object" && address !== null ? address.port : 0
-      server.close(() => resolve(port))
-    })
-  })
 
 /** Parent pid of every process, from /proc/<pid>/stat. */
 const parents = (): Map<number, number> => {

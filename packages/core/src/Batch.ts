@@ -54,36 +54,62 @@ export const empty: Batch = {
 /** The last checkpoint id of the batch, if it has any. */
 export const lastCheckpointId = (batch: Batch): bigint | undefined => batch.checkpointIds[batch.checkpointIds.length - 1]
 
+/** Items and parallel checkpoint arrays under construction (a batch being assembled or merged). */
+export interface Checkpoints {
+  readonly items: Array<Event>
+  readonly checkpointIds: Array<bigint>
+  readonly checkpointChainIds: Array<number>
+  readonly checkpointBlockNumbers: Array<number>
+  readonly checkpointBlockHashes: Array<string>
+  readonly checkpointEventsProcessed: Array<number>
+}
+
+export const checkpoints = (): Checkpoints => ({
+  items: [],
+  checkpointIds: [],
+  checkpointChainIds: [],
+  checkpointBlockNumbers: [],
+  checkpointBlockHashes: [],
+  checkpointEventsProcessed: []
+})
+
+/** Appends one checkpoint and the items it owns. */
+export const addCheckpoint = (
+  self: Checkpoints,
+  id: bigint,
+  chainId: number,
+  blockNumber: number,
+  blockHash: string,
+  items: ReadonlyArray<Event>
+): void => {
+  self.checkpointIds.push(id)
+  self.checkpointChainIds.push(chainId)
+  self.checkpointBlockNumbers.push(blockNumber)
+  self.checkpointBlockHashes.push(blockHash)
+  self.checkpointEventsProcessed.push(items.length)
+  for (const item of items) self.items.push(item)
+}
+
 /** Concatenates batches in order into one; later progress of a chain replaces earlier. */
 export const merge = (batches: ReadonlyArray<Batch>): Batch => {
   if (batches.length === 1) return batches[0]!
-  const items: Array<Event> = []
-  const ids: Array<bigint> = []
-  const chainIds: Array<number> = []
-  const blockNumbers: Array<number> = []
-  const blockHashes: Array<string> = []
-  const eventsProcessed: Array<number> = []
+  const out = checkpoints()
   const progress = new Map<number, ChainProgress>()
   const registrations: Array<Registration> = []
   for (const batch of batches) {
     for (const r of batch.registrations) registrations.push(r)
-    for (const item of batch.items) items.push(item)
+    for (const item of batch.items) out.items.push(item)
     for (let i = 0; i < batch.checkpointIds.length; i++) {
-      ids.push(batch.checkpointIds[i]!)
-      chainIds.push(batch.checkpointChainIds[i]!)
-      blockNumbers.push(batch.checkpointBlockNumbers[i]!)
-      blockHashes.push(batch.checkpointBlockHashes[i]!)
-      eventsProcessed.push(batch.checkpointEventsProcessed[i]!)
+      out.checkpointIds.push(batch.checkpointIds[i]!)
+      out.checkpointChainIds.push(batch.checkpointChainIds[i]!)
+      out.checkpointBlockNumbers.push(batch.checkpointBlockNumbers[i]!)
+      out.checkpointBlockHashes.push(batch.checkpointBlockHashes[i]!)
+      out.checkpointEventsProcessed.push(batch.checkpointEventsProcessed[i]!)
     }
     for (const p of batch.progress) progress.set(p.chainId, p)
   }
   return {
-    items,
-    checkpointIds: ids,
-    checkpointChainIds: chainIds,
-    checkpointBlockNumbers: blockNumbers,
-    checkpointBlockHashes: blockHashes,
-    checkpointEventsProcessed: eventsProcessed,
+    ...out,
     isInReorgThreshold: batches[0]?.isInReorgThreshold ?? false,
     progress: [...progress.values()],
     registrations

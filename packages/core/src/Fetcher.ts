@@ -4,7 +4,7 @@
  * inside the chain's reorg window, ids continuing from the processed frontier.
  */
 import { Effect } from "effect"
-import type * as Batch from "./Batch.js"
+import * as Batch from "./Batch.js"
 import { DeepReorgError } from "./Errors.js"
 import type { SourceError } from "./Errors.js"
 import type { Event } from "./Event.js"
@@ -245,16 +245,11 @@ export const nextBatch = (
     }
     if (cursors.every((c) => isDone(c, options.exitAtHead))) return { _tag: "Done" } as const
 
-    const items: Array<Event> = []
-    const ids: Array<bigint> = []
-    const chainIds: Array<number> = []
-    const blockNumbers: Array<number> = []
-    const blockHashes: Array<string> = []
-    const eventsProcessed: Array<number> = []
+    const out = Batch.checkpoints()
     const taken = new Map<ChainCursor, number>()
     let next = processed
     const positions = new Map<ChainCursor, number>(active.map((c) => [c, 0]))
-    while (items.length < options.batchSize) {
+    while (out.items.length < options.batchSize) {
       let best: ChainCursor | undefined
       let bestBlock: BufferedBlock | undefined
       for (const cursor of active) {
@@ -268,12 +263,7 @@ export const nextBatch = (
       if (best === undefined || bestBlock === undefined) break
       positions.set(best, positions.get(best)! + 1)
       next += 1n
-      ids.push(next)
-      chainIds.push(best.chainId)
-      blockNumbers.push(bestBlock.number)
-      blockHashes.push(bestBlock.hash)
-      eventsProcessed.push(bestBlock.events.length)
-      for (const event of bestBlock.events) items.push(event)
+      Batch.addCheckpoint(out, next, best.chainId, bestBlock.number, bestBlock.hash, bestBlock.events)
       taken.set(best, bestBlock.number)
       best.windowCheckpoints.push({ id: next, block: bestBlock.number })
       if (bestBlock.events.length > 0 && best.firstEventBlock === undefined) best.firstEventBlock = bestBlock.number
@@ -309,12 +299,7 @@ export const nextBatch = (
     return {
       _tag: "Batch",
       batch: {
-        items,
-        checkpointIds: ids,
-        checkpointChainIds: chainIds,
-        checkpointBlockNumbers: blockNumbers,
-        checkpointBlockHashes: blockHashes,
-        checkpointEventsProcessed: eventsProcessed,
+        ...out,
         isInReorgThreshold,
         progress,
         registrations: []
