@@ -18,6 +18,8 @@ if (!("groupBy" in Map)) {
 }
 
 export default defineConfig({
+  // Tests run the packages' TypeScript sources ("source" export condition), not their built dist/.
+  ssr: { resolve: { conditions: ["source"] } },
   test: {
     include: ["packages/*/test/**/*.test.ts", "test/**/*.test.ts"],
     // Killing backends and stopping the cluster must not overlap other database tests: vitest.serial.config.ts.

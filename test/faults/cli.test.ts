@@ -39,6 +39,33 @@ describe("a handler that throws", () => {
   })
 })
 
+describe("indexer modules", () => {
+  it("one split over several TypeScript files loads, and no compiled module is left beside it", async () => {
+    const dir = fs.mkdtempSync(path.join(root, "test/.tmp-"))
+    fs.writeFileSync(path.join(dir, "package.json"), `{ "type": "module" }`)
+    fs.writeFileSync(path.join(dir, "entities.ts"), `import { Schema } from "effect"
+import { Entity } from "@chainstore/core"
+export const Account = Entity.make("Account", { id: Schema.String, transfers: Schema.Int })`)
+    fs.writeFileSync(path.join(dir, "indexer.ts"), `import { Effect } from "effect"
+import { Indexer, SimChain } from "@chainstore/core"
+import { Account } from "./entities.js"
+export default Indexer.make({
+  entities: [Account],
+  chains: [{ id: 1, source: SimChain.source({ blocks: 5, eventsPerBlock: 4, accounts: 3 }), startBlock: 1,
+    contracts: [{ name: "Token", abi: SimChain.abi, address: "0x00000000000000000000000000000000000000cc" }] }],
+  handlers: { Token: { Transfer: (event, ctx) => Effect.gen(function*() {
+    const account = yield* ctx.Account.get(event.params.to)
+    yield* ctx.Account.set({ id: event.params.to, transfers: (account?.transfers ?? 0) + 1 })
+  }) } }
+})`)
+    const result = await cli(["run", dir, "--data-dir", path.join(dir, ".chainstore"), "--metrics-port", "0"], { cwd: root })
+    expect(result.code, result.stderr).toBe(0)
+    expect(result.stdout + result.stderr).toMatch(/Done: chain 1 at block 5 \(20 events\)/)
+    expect(fs.readdirSync(dir).sort()).toEqual([".chainstore", "entities.ts", "indexer.ts", "package.json"])
+    fs.rmSync(dir, { recursive: true })
+  })
+})
+
 describe("malformed indexer modules are refused before anything is written", () => {
   const cases: Array<[string, string, RegExp]> = [
     ["wrong shape", `export default { entities: [] }`, /default export: must be `Indexer\.make/],
@@ -51,7 +78,9 @@ export default Indexer.make({ entities: [A, A], chains: [{ id: 1, source: SimCha
     ["an invalid identifier", `import { Schema } from "effect"
 import { Entity, Indexer, SimChain } from "@chainstore/core"
 const A = Entity.make("Acc-ount", { id: Schema.String })
-export default Indexer.make({ entities: [A], chains: [{ id: 1, source: SimChain.source(), startBlock: 1, contracts: [] }], handlers: {} })`, /entities\[0\]\.name: "Acc-ount" is not a valid identifier/]
+export default Indexer.make({ entities: [A], chains: [{ id: 1, source: SimChain.source(), startBlock: 1, contracts: [] }], handlers: {} })`, /entities\[0\]\.name: "Acc-ount" is not a valid identifier/],
+    ["a syntax error", `import { Indexer } from "@chainstore/core"
+export default Indexer.make({ entities: [] chains: [] })`, /cannot compile the module: \S*indexer\.ts:2:44: Expected "}" but found "chains"/]
   ]
   for (const [name, source, expected] of cases) {
     it(name, async () => {
@@ -66,6 +95,7 @@ export default Indexer.make({ entities: [A], chains: [{ id: 1, source: SimChain.
       expect(result.stderr).toContain(file)
       expect(result.stderr).toMatch(expected)
       expect(fs.existsSync(dataDir)).toBe(false)
+      expect(fs.readdirSync(dir).sort()).toEqual(["indexer.ts", "package.json"])
       fs.rmSync(dir, { recursive: true })
     })
   }

@@ -1,6 +1,10 @@
 #!/usr/bin/env node
-// Loads the TypeScript CLI (and users' indexer.ts files) through tsx: no build step.
-import { register } from "tsx/esm/api"
+// Starts from the transpiled CLI (scripts/build.mjs, run by `npm install`); TypeScript indexers are loaded by tsx later.
+import * as fs from "node:fs"
 
-register()
-await import("../src/main.ts")
+const main = new URL("../dist/main.js", import.meta.url)
+if (!fs.existsSync(main)) {
+  process.stderr.write("chainstore: packages are not built; run `npm install` (or `npm run build`) in the chainstore checkout\n")
+  process.exit(1)
+}
+await import(main.href)

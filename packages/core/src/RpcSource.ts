@@ -6,7 +6,9 @@
  * backoff and jitter; an optional rate limit per endpoint. The URL is Redacted: errors name the host only.
  */
 import { Duration, Effect, Fiber, Redacted, Schedule, Scope } from "effect"
-import { type Abi, type AbiEvent, decodeEventLog, type Hex, toEventSelector } from "viem"
+import type { Abi, AbiEvent, Hex } from "viem"
+// The subpath: the package index loads viem's clients and chains too, a fifth of a second per start.
+import { decodeEventLog, toEventSelector } from "viem/utils"
 import { SourceError } from "./Errors.js"
 import type { Event } from "./Event.js"
 import * as RateLimiter from "./RateLimiter.js"

@@ -27,7 +27,7 @@ const open = (dataDir: string) =>
 const openInChild = (dataDir: string) =>
   Effect.callback<{ readonly code: number | null; readonly out: string }>((resume) => {
     const script = fileURLToPath(new URL("./fixtures/openEmbedded.ts", import.meta.url))
-    const child = execFile(process.execPath, ["--import", "tsx", script, dataDir], { encoding: "utf8" }, (_error, stdout) => {
+    const child = execFile(process.execPath, ["--conditions=source", "--import", "tsx", script, dataDir], { encoding: "utf8" }, (_error, stdout) => {
       resume(Effect.succeed({ code: child.exitCode, out: stdout }))
     })
   })

@@ -1,0 +1,31 @@
+// Transpiles each package's src/ to dist/ (one file per module, no bundling), so `chainstore` starts from plain
+// JavaScript: loading every module through a TypeScript loader hook costs seconds per start on Node 20.
+// Types are checked separately by `tsc -b`; isolatedModules makes per-file transpiling exact.
+import * as fs from "node:fs"
+import * as path from "node:path"
+import { fileURLToPath } from "node:url"
+import { build } from "esbuild"
+
+const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), "..")
+
+for (const name of ["core", "persistence", "cli"]) {
+  const src = path.join(root, "packages", name, "src")
+  const dist = path.join(root, "packages", name, "dist")
+  fs.rmSync(dist, { recursive: true, force: true })
+  const files = fs.readdirSync(src, { recursive: true, encoding: "utf8" }).filter((f) => /\.m?[jt]s$/.test(f) && !f.endsWith(".d.ts"))
+  const typescript = files.filter((f) => f.endsWith(".ts"))
+  await build({
+    entryPoints: typescript.map((f) => path.join(src, f)),
+    outbase: src,
+    outdir: dist,
+    format: "esm",
+    platform: "node",
+    target: "node20",
+    logLevel: "warning"
+  })
+  // Plain JavaScript modules (the PGlite worker) are copied as they are.
+  for (const f of files.filter((f) => !f.endsWith(".ts"))) {
+    fs.mkdirSync(path.dirname(path.join(dist, f)), { recursive: true })
+    fs.copyFileSync(path.join(src, f), path.join(dist, f))
+  }
+}
