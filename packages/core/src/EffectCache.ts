@@ -7,7 +7,7 @@
 import { Context, Deferred, Effect, Layer, Metric } from "effect"
 import * as Change from "./Change.js"
 import { EffectCallError } from "./Errors.js"
-import type * as ExternalEffect from "./ExternalEffect.js"
+import * as ExternalEffect from "./ExternalEffect.js"
 import * as Metrics from "./Metrics.js"
 import * as RateLimiter from "./RateLimiter.js"
 import { Storage } from "./Storage.js"
@@ -56,8 +56,6 @@ export const make = Effect.gen(function*() {
   const callError = (effect: ExternalEffect.Any, inputKey: string, cause: unknown) =>
     new EffectCallError({ effect: effect.name, inputKey, cause })
 
-  const keyOf = (effect: ExternalEffect.Any, input: unknown) =>
-    Effect.try({ try: () => effect.inputKey(input), catch: (cause) => callError(effect, "<unencodable input>", cause) })
 
   /** Waits for a free call in the effect's rate-limit window. */
   const acquire = (effect: ExternalEffect.Any): Effect.Effect<void> => {
@@ -120,26 +118,27 @@ export const make = Effect.gen(function*() {
       })
     })
 
-  const call = <I, O, E>(effect: ExternalEffect.ExternalEffect<string, I, O, E>, input: I, checkpointId: bigint) =>
-    Effect.flatMap(keyOf(effect as ExternalEffect.Any, input), (key) => {
-      const cached = store.getEffectOutput(effect.name, key)
-      if (cached?._tag === "Set") {
-        countersOf(effect.name).hits++
-        return Effect.succeed(cached.entity as O)
-      }
-      return run(effect as ExternalEffect.Any, key, input, checkpointId) as Effect.Effect<O, EffectCallError>
-    })
+  const call = <I, O, E>(effect: ExternalEffect.ExternalEffect<string, I, O, E>, input: I, checkpointId: bigint) => {
+    const key = ExternalEffect.keyOf(effect, input)
+    if (typeof key !== "string") return Effect.fail(callError(effect as ExternalEffect.Any, "<unencodable input>", key.cause))
+    const cached = store.getEffectOutput(effect.name, key)
+    if (cached?._tag === "Set") {
+      countersOf(effect.name).hits++
+      return Effect.succeed(cached.entity as O)
+    }
+    return run(effect as ExternalEffect.Any, key, input, checkpointId) as Effect.Effect<O, EffectCallError>
+  }
 
   const prefetch = Effect.fn("EffectCache.prefetch")(function*(requests: ReadonlyArray<Request>) {
     const byEffect = new Map<string, { effect: ExternalEffect.Any; pending: Map<string, Request> }>()
     for (const request of requests) {
-      const key = yield* Effect.option(keyOf(request.effect, request.input))
-      if (key._tag === "None") continue
-      const cached = store.getEffectOutput(request.effect.name, key.value)
-      if (cached?._tag === "Set" || inFlight.has(`${request.effect.name}\u0000${key.value}`)) continue
+      const key = ExternalEffect.keyOf(request.effect, request.input)
+      if (typeof key !== "string") continue
+      const cached = store.getEffectOutput(request.effect.name, key)
+      if (cached?._tag === "Set" || inFlight.has(`${request.effect.name}\u0000${key}`)) continue
       let group = byEffect.get(request.effect.name)
       if (group === undefined) byEffect.set(request.effect.name, (group = { effect: request.effect, pending: new Map() }))
-      if (!group.pending.has(key.value)) group.pending.set(key.value, request)
+      if (!group.pending.has(key)) group.pending.set(key, request)
     }
     yield* Effect.forEach(byEffect.values(), ({ effect, pending }) =>
       Effect.gen(function*() {

@@ -58,6 +58,20 @@ export const make = <const Name extends string, I, O, E = never>(options: Option
   }
 }
 
+/** Why an input has no key: its schema cannot encode it. */
+export class UnencodableInput {
+  constructor(readonly cause: unknown) {}
+}
+
+/** The input's key, or why it has none. Plain code, not an Effect: it runs for every call. */
+export const keyOf = <I>(effect: ExternalEffect<string, I, unknown, unknown>, input: I): string | UnencodableInput => {
+  try {
+    return effect.inputKey(input)
+  } catch (cause) {
+    return new UnencodableInput(cause)
+  }
+}
+
 /** Any effect definition, for code that handles them generically. */
 export type Any = ExternalEffect<string, unknown, unknown, unknown>
 
@@ -69,7 +83,7 @@ export type Any = ExternalEffect<string, unknown, unknown, unknown>
 const plainKey = (value: unknown): string | undefined => {
   switch (typeof value) {
     case "string":
-      return JSON.stringify(value)
+      return quote(value)
     case "number":
       return Number.isFinite(value) ? String(value) : undefined
     case "boolean":
@@ -89,18 +103,36 @@ const plainKey = (value: unknown): string | undefined => {
       }
       if (Object.getPrototypeOf(value) !== Object.prototype) return undefined
       const record = value as Record<string, unknown>
-      const keys = Object.keys(record).filter((k) => record[k] !== undefined).sort()
-      let out = "{"
-      for (let i = 0; i < keys.length; i++) {
-        const k = plainKey(record[keys[i]!])
-        if (k === undefined) return undefined
-        out += `${i > 0 ? "," : ""}${JSON.stringify(keys[i])}:${k}`
+      const keys = Object.keys(record)
+      // Inputs are mostly literals written with their keys in order: sort only when they are not.
+      for (let i = 1; i < keys.length; i++) {
+        if (keys[i - 1]! > keys[i]!) {
+          keys.sort()
+          break
+        }
       }
-      return `${out}}`
+      let out = "{"
+      for (const key of keys) {
+        const v = record[key]
+        if (v === undefined) continue
+        const k = plainKey(v)
+        if (k === undefined) return undefined
+        out += (out.length > 1 ? "," : "") + quote(key) + ":" + k
+      }
+      return out + "}"
     }
     default:
       return undefined
   }
+}
+
+/** A string's JSON text: quoted as it is when nothing in it needs escaping (addresses, hashes, names). */
+const quote = (s: string): string => {
+  for (let i = 0; i < s.length; i++) {
+    const c = s.charCodeAt(i)
+    if (c < 0x20 || c === 0x22 || c === 0x5c || (c >= 0xd800 && c <= 0xdfff)) return JSON.stringify(s)
+  }
+  return `"${s}"`
 }
 
 /** JSON text with object keys sorted, so equal inputs give equal keys. */

@@ -15,7 +15,7 @@ import type * as EffectCacheNs from "./EffectCache.js"
 import { EntityValidationError } from "./Errors.js"
 import type { EffectCallError, StorageError } from "./Errors.js"
 import type { Event } from "./Event.js"
-import type * as ExternalEffect from "./ExternalEffect.js"
+import * as ExternalEffect from "./ExternalEffect.js"
 import type { Operator } from "./InMemoryTable.js"
 import { Storage } from "./Storage.js"
 import { Store } from "./Store.js"
@@ -182,9 +182,9 @@ export const make = Effect.gen(function*() {
   real.log = log
   preload.effect = <I, O, E>(effect: ExternalEffect.ExternalEffect<string, I, O, E>, input: I) =>
     Effect.suspend(() => {
-      const key = Effect.runSync(Effect.option(Effect.try(() => effect.inputKey(input))))
-      if (key._tag === "Some") {
-        const cached = store.getEffectOutput(effect.name, key.value)
+      const key = ExternalEffect.keyOf(effect, input)
+      if (typeof key === "string") {
+        const cached = store.getEffectOutput(effect.name, key)
         if (cached?._tag === "Set") return Effect.succeed(cached.entity as O)
       }
       recorded.effects.push({ effect: effect as ExternalEffect.Any, input, checkpointId: current.checkpointId })
