@@ -1,5 +1,5 @@
 #!/usr/bin/env node
-// Starts from the transpiled CLI (scripts/build.mjs, run by `npm install`); TypeScript indexers are loaded by tsx later.
+// Starts from the transpiled CLI (scripts/build.mjs, run by `npm install`); indexers are compiled by esbuild on load.
 import * as fs from "node:fs"
 
 const main = new URL("../dist/main.js", import.meta.url)
