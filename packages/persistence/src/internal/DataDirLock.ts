@@ -1,6 +1,6 @@
 /**
  * The pid lock file of an embedded data dir: one process (and one layer in it) at a time. A lock whose holder
- * is gone — its pid is dead, or it is this pid from an earlier start — is stale and taken over.
+ * is gone — its pid is dead or a zombie, or it is this pid from an earlier start — is stale and taken over.
  */
 import { randomUUID } from "node:crypto"
 import * as fs from "node:fs"
@@ -37,13 +37,33 @@ const processStartedAt = (): number => Date.now() - process.uptime() * 1000
 // Two readings of the process start time differ by clock jitter only; a restarted process differs by far more.
 const sameProcessStart = (a: number, b: number): boolean => Math.abs(a - b) < 50
 
+/**
+ * Whether `pid` runs. A process killed but not yet reaped by its parent (a zombie) still answers `kill(pid, 0)`, so
+ * where /proc exists its state decides; a lock the kernel drops with its holder (flock) needs a native addon in Node.
+ */
 const isAlive = (pid: number): boolean => {
+  const state = procState(pid)
+  if (state !== undefined) return !deadStates.has(state)
   try {
     process.kill(pid, 0)
     return true
   } catch (error) {
     // EPERM: the process exists but belongs to someone else.
     return (error as NodeJS.ErrnoException).code === "EPERM"
+  }
+}
+
+/** Zombie, and dead (`x` on Linux 2.6.33 to 3.13). */
+const deadStates = new Set(["Z", "X", "x"])
+
+/** The state letter of /proc/<pid>/stat, or undefined when it cannot be read (no /proc, or no such process). */
+const procState = (pid: number): string | undefined => {
+  try {
+    const stat = fs.readFileSync(`/proc/${pid}/stat`, "utf8")
+    // "pid (comm) state ...": comm may itself hold spaces and parentheses, so the state follows the last ")".
+    return stat.charAt(stat.lastIndexOf(")") + 2) || undefined
+  } catch {
+    return undefined
   }
 }
 
