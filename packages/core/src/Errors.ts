@@ -2,6 +2,7 @@
  * Every typed error of chainstore's runtime, in one module. Retryability is data (`isRetryable`).
  */
 import { Cause, Schema } from "effect"
+import type { Event } from "./Event.js"
 
 /** A Storage operation failed; `isRetryable` says whether re-running the whole transaction is safe and useful. */
 export class StorageError extends Schema.TaggedError<StorageError>()("StorageError", {
@@ -26,6 +27,22 @@ export class HandlerError extends Schema.TaggedError<HandlerError>()("HandlerErr
   handler: Schema.String,
   cause: Schema.Defect()
 }) {
+  /** The error of the handler running `event` (a Cause or an error); a HandlerError already in it is kept as it is. */
+  static of(event: Event, cause: unknown): HandlerError {
+    if (cause instanceof HandlerError) return cause
+    if (Cause.isCause(cause)) {
+      for (const reason of cause.reasons) if (reason._tag === "Fail" && reason.error instanceof HandlerError) return reason.error
+    }
+    return new HandlerError({
+      chainId: event.chainId,
+      blockNumber: event.blockNumber,
+      logIndex: event.logIndex,
+      transactionHash: event.transactionHash,
+      handler: `${event.contractName}.${event.eventName}`,
+      cause
+    })
+  }
+
   override get message(): string {
     return `Handler ${this.handler} failed on chain ${this.chainId}, block ${this.blockNumber}, log index ${this.logIndex}, tx ${this.transactionHash}: ${describe(this.cause)}`
   }
@@ -62,6 +79,22 @@ export class IndexerDefinitionError extends Schema.TaggedError<IndexerDefinition
   path: Schema.String,
   message: Schema.String
 }) {}
+
+/**
+ * Event params that do not fit the event's ABI: a log that does not decode, or a test event that does not encode.
+ * `param` is the input at fault when there is one, by its params key (its name, or its position if unnamed).
+ */
+export class EventParamsError extends Schema.TaggedError<EventParamsError>()("EventParamsError", {
+  contract: Schema.String,
+  event: Schema.String,
+  param: Schema.optional(Schema.String),
+  reason: Schema.String,
+  cause: Schema.optional(Schema.Defect())
+}) {
+  override get message(): string {
+    return `${this.contract}.${this.event}${this.param === undefined ? "" : ` param "${this.param}"`}: ${this.reason}`
+  }
+}
 
 /** A reorg reached below the chain's reorg window: nothing stored can restore it. */
 export class DeepReorgError extends Schema.TaggedError<DeepReorgError>()("DeepReorgError", {

@@ -28,10 +28,21 @@ export interface Chain<Contracts extends ReadonlyArray<Contract> = ReadonlyArray
   readonly contracts: Contracts
 }
 
-/** The decoded params of event `N` of `A`, by name. */
-export type EventParams<A extends Abi, N extends string> = ExtractAbiEvent<A, N> extends infer Ev extends AbiEvent ? {
-  readonly [P in Ev["inputs"][number] as P extends { readonly name: infer Nm extends string } ? Nm : never]: AbiParameterToPrimitiveType<P>
-} : never
+/**
+ * The decoded params of event `N` of `A`: one object keyed by input name; an unnamed input (no name, or "") is
+ * keyed by its position in `inputs` as a string — `"3"` for the 4th. Values are abitype's primitive types
+ * (addresses lowercase at run time, nested ones too); an indexed string, bytes, tuple or array is its topic hash.
+ * Overloads of `N` merge into one object; an ABI typed only as `Abi` (not `as const`) gives no keys.
+ */
+export type EventParams<A extends Abi, N extends string> = {
+  readonly [E in ExtractAbiEvent<A, N> extends infer Ev ? Ev extends AbiEvent ? {
+    readonly [I in keyof Ev["inputs"] & `${number}`]: readonly [
+      Ev["inputs"][I] extends { readonly name: infer Nm extends string } ? (Nm extends "" ? I : Nm) : I,
+      Ev["inputs"][I] extends { readonly indexed: true; readonly type: "string" | "bytes" | "tuple" | `${string}]` } ? `0x${string}` :
+        AbiParameterToPrimitiveType<Ev["inputs"][I]>
+    ]
+  }[keyof Ev["inputs"] & `${number}`] : never : never as E[0]]: E[1]
+}
 
 export type Handler<Params, Ents extends ReadonlyArray<Entity.Any>> = (
   event: Event<Params>,

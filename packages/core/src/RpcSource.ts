@@ -5,12 +5,11 @@
  * the contracts' ABIs; block hashes of every block inside the reorg window; bounded retries with exponential
  * backoff and jitter; an optional rate limit per endpoint. The URL is Redacted: errors name the host only.
  */
-import { Duration, Effect, Fiber, Redacted, Schedule, Scope } from "effect"
-import type { Abi, AbiEvent, Hex } from "viem"
-// The subpath: the package index loads viem's clients and chains too, a fifth of a second per start.
-import { decodeEventLog, toEventSelector } from "viem/utils"
+import { Duration, Effect, Fiber, Redacted, Result, Schedule, Scope } from "effect"
+import type { Abi, Hex } from "viem"
 import { SourceError } from "./Errors.js"
 import type { Event } from "./Event.js"
+import * as EventDecoder from "./internal/EventDecoder.js"
 import * as RateLimiter from "./RateLimiter.js"
 import type { Block, ChainInfo, ChainSource, ContractInfo, FetchRequest, FetchResult, Source } from "./Source.js"
 
@@ -158,18 +157,22 @@ const make = (options: Options, chain: ChainInfo): Effect.Effect<ChainSource, So
         return out
       })
 
+    // Decoders by contract and ABI position: built once per run, not per request.
+    const built = new Map<string, EventDecoder.EventDecoder>()
     const decoders = (contracts: ReadonlyArray<ContractInfo>) => {
       const byAddress = new Map<string, ContractInfo>()
-      const events = new Map<string, Map<Hex, AbiEvent>>()
+      const events = new Map<string, Map<Hex, EventDecoder.EventDecoder>>()
       const topics = new Set<Hex>()
       for (const contract of contracts) {
         for (const address of contract.addresses) byAddress.set(address.toLowerCase(), contract)
-        const selectors = new Map<Hex, AbiEvent>()
-        for (const item of contract.abi as Abi) {
+        const selectors = new Map<Hex, EventDecoder.EventDecoder>()
+        for (const [index, item] of (contract.abi as Abi).entries()) {
           if (item.type === "event" && contract.events.includes(item.name)) {
-            const selector = toEventSelector(item)
-            selectors.set(selector, item)
-            topics.add(selector)
+            const key = `${contract.name}/${index}`
+            let decoder = built.get(key)
+            if (decoder === undefined) built.set(key, (decoder = EventDecoder.make(contract.name, item)))
+            selectors.set(decoder.selector, decoder)
+            topics.add(decoder.selector)
           }
         }
         events.set(contract.name, selectors)
@@ -218,25 +221,25 @@ const make = (options: Options, chain: ChainInfo): Effect.Effect<ChainSource, So
         for (const log of logs) {
           if (log.removed === true) continue
           const contract = byAddress.get(log.address.toLowerCase())
-          const abiEvent = contract === undefined ? undefined : events.get(contract.name)?.get(log.topics[0]!)
-          if (contract === undefined || abiEvent === undefined) continue
-          const decoded = yield* Effect.try({
-            try: () => decodeEventLog({ abi: [abiEvent], data: log.data, topics: log.topics as [Hex, ...Array<Hex>] }),
-            catch: (cause) => fail(`cannot decode ${contract.name}.${abiEvent.name} at block ${Number(log.blockNumber)}: ${String(cause)}`)
-          })
+          const decoder = contract === undefined ? undefined : events.get(contract.name)?.get(log.topics[0]!)
+          if (contract === undefined || decoder === undefined) continue
+          const decoded = decoder.decode(log.topics, log.data)
+          if (Result.isFailure(decoded)) {
+            return yield* fail(`cannot decode ${contract.name}.${decoder.event.name} at block ${Number(log.blockNumber)}: ${decoded.failure.reason}`)
+          }
           const blockNumber = Number(log.blockNumber)
           seen.set(blockNumber, log.blockHash)
           out.push({
             chainId: chain.chainId,
             contractName: contract.name,
-            eventName: abiEvent.name,
+            eventName: decoder.event.name,
             srcAddress: log.address.toLowerCase(),
             blockNumber,
             blockHash: log.blockHash,
             blockTimestamp: Number(log.blockTimestamp ?? headerByNumber.get(blockNumber)?.timestamp ?? 0),
             logIndex: Number(log.logIndex),
             transactionHash: log.transactionHash,
-            params: normalise(decoded.args)
+            params: decoded.success
           })
         }
         const blocks: Array<Block> = [...seen].map(([number, hash]) => ({ number, hash }))
@@ -287,12 +290,3 @@ const make = (options: Options, chain: ChainInfo): Effect.Effect<ChainSource, So
       fetch: fetchAhead
     } satisfies ChainSource
   })
-
-/** Decoded args as handlers see them: addresses lowercased (one spelling for ids). */
-const normalise = (args: unknown): Readonly<Record<string, unknown>> => {
-  const out: Record<string, unknown> = {}
-  for (const [key, value] of Object.entries((args ?? {}) as Record<string, unknown>)) {
-    out[key] = typeof value === "string" && /^0x[0-9a-fA-F]{40}$/.test(value) ? value.toLowerCase() : value
-  }
-  return out
-}
