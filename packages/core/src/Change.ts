@@ -32,3 +32,16 @@ export const del = <A = never>(entityId: string, checkpointId: bigint): Change<A
 
 /** The value a change leaves behind: the entity for a Set, nothing for a Delete. */
 export const value = <A>(change: Change<A>): A | undefined => change._tag === "Set" ? change.entity : undefined
+
+/**
+ * The latest change per entity id, in first-seen order of ids: a change at a higher or equal checkpoint replaces
+ * an earlier one (so of two at one checkpoint the later in the array wins).
+ */
+export const latestPerId = <A>(changes: ReadonlyArray<Change<A>>): Array<Change<A>> => {
+  const latest = new Map<string, Change<A>>()
+  for (const change of changes) {
+    const seen = latest.get(change.entityId)
+    if (seen === undefined || seen.checkpointId <= change.checkpointId) latest.set(change.entityId, change)
+  }
+  return [...latest.values()]
+}

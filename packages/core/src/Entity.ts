@@ -13,6 +13,9 @@ export interface Entity<Name extends string = string, F extends Fields = Fields>
   readonly indexes: ReadonlyArray<keyof F & string>
 }
 
+/** Comparisons `getWhere` lookups (and storage's loadByField) support on an indexed field. */
+export type Operator = "eq" | "gt" | "lt"
+
 /** The in-memory value of an entity definition's rows. */
 export type Type<E extends Entity> = E["schema"]["Type"]
 

@@ -21,6 +21,7 @@ class StatementFailed extends Data.TaggedError("StatementFailed")<{ readonly uni
 
 type Row = Readonly<Record<string, unknown>>
 
+// One closure over the client, schema and layout shared by every method; it runs once, the methods are short.
 export const make = (options: Options = {}) =>
   Effect.gen(function*() {
     const sql = yield* SqlClient.SqlClient
@@ -357,7 +358,26 @@ export const layer = (options: Options = {}): Layer.Layer<Storage.Storage, never
   Layer.effect(Storage.Storage, make(options))
 
 // ---------------------------------------------------------------------------------------------------------------
-// The write transaction (design.md §3)
+// The write transaction (design.md §3): one function per step, run in order by `writeSteps`.
+
+/** What every step writes through: statements of one attempt and the rows it writes, NULs stripped per unit. */
+interface Tx {
+  readonly schema: string
+  /** Runs one statement; its failure names the unit (entity, effect or table) whose rows it carried. */
+  readonly step: (unit: string, text: string, params: ReadonlyArray<unknown>) => Effect.Effect<void, StatementFailed>
+  /** Runs `text` over rows given column by column, one statement per chunk of the parameter size budget. */
+  readonly bulk: (unit: string, text: string, columns: ReadonlyArray<ReadonlyArray<string | null>>) => Effect.Effect<void, StatementFailed>
+  /** The rows of `unit` as this attempt writes them: with NULs stripped after an attempt failed on them. */
+  readonly values: <A>(unit: string, rows: ReadonlyArray<A>) => ReadonlyArray<A>
+}
+
+/** One entity's part of a write: the run's steps, and the staged rollback's diff (entity table only). */
+interface EntityWrite {
+  readonly table: Tables.EntityTable
+  readonly unit: string
+  readonly steps: ReadonlyArray<Change.Change<unknown>>
+  readonly diff: ReadonlyArray<Change.Change<unknown>>
+}
 
 const writeSteps = (
   sql: SqlClient.SqlClient,
@@ -367,101 +387,157 @@ const writeSteps = (
   strip: ReadonlySet<string>
 ): Effect.Effect<void, StatementFailed | Errors.StorageError> =>
   Effect.gen(function*() {
-    const step = (unit: string, text: string, params: ReadonlyArray<unknown>) =>
-      Effect.asVoid(sql.unsafe(text, params)).pipe(Effect.mapError((error) => new StatementFailed({ unit, error })))
-    // One statement per chunk: rows are split only when a statement's parameters would pass the size budget.
-    const bulk = (unit: string, text: string, columns: ReadonlyArray<ReadonlyArray<string | null>>) =>
+    const tx = makeTx(sql, schema, strip)
+    const entities = yield* entityWrites(tx, layout, plan)
+    if (plan.rollback !== undefined) yield* applyStagedRollback(tx, layout, plan.rollback.targetCheckpointId, entities)
+    if (plan.batch.isInReorgThreshold) yield* writeHistory(tx, entities)
+    yield* writeEntities(tx, entities)
+    if (layout.rawEvents) yield* writeRawEvents(tx, plan.batch)
+    yield* writeEffectRows(tx, layout, plan.effects)
+    yield* writeProgress(tx, plan)
+    if (plan.chainMeta !== undefined) yield* writeChainMetadata(tx, plan.chainMeta)
+  })
+
+const makeTx = (sql: SqlClient.SqlClient, schema: string, strip: ReadonlySet<string>): Tx => {
+  const step = (unit: string, text: string, params: ReadonlyArray<unknown>) =>
+    Effect.asVoid(sql.unsafe(text, params)).pipe(Effect.mapError((error) => new StatementFailed({ unit, error })))
+  return {
+    schema,
+    step,
+    // Rows are split only when a statement's parameters would pass the size budget.
+    bulk: (unit, text, columns) =>
       Effect.forEach(
         Columns.chunkRanges(columns, maxStatementChars),
         ([from, to]) => step(unit, text, columns.map((c) => Columns.arrayParam(from === 0 && to === c.length ? c : c.slice(from, to)))),
         { discard: true }
-      )
-    const encode = <A>(what: string, f: () => A) =>
-      Effect.try({ try: f, catch: (cause) => storageError("writeBatch", `cannot encode ${what}: ${describe(cause)}`, cause) })
-    const values = <A>(unit: string, rows: ReadonlyArray<A>): ReadonlyArray<A> =>
-      strip.has(unit) ? rows.map((row) => Columns.cleanText(row) as A) : rows
-    // Leaves each id of `changes` as its latest change says: deleted, or holding the latest Set's value.
-    const applyLatest = (table: Tables.EntityTable, unit: string, changes: ReadonlyArray<Change.Change<unknown>>) =>
-      Effect.gen(function*() {
-        if (changes.length === 0) return
-        const latest = new Map<string, Change.Change<unknown>>()
-        for (const change of changes) {
-          const seen = latest.get(change.entityId)
-          if (seen === undefined || seen.checkpointId <= change.checkpointId) latest.set(change.entityId, change)
-        }
-        const sets: Array<unknown> = []
-        for (const change of latest.values()) if (change._tag === "Set") sets.push(change.entity)
-        // The server deletes while this thread encodes the rows to insert.
-        const deleting = yield* Effect.forkChild(step(unit, Statements.deleteIds(schema, table.name), [[...latest.keys()]]))
-        const encoded = yield* Effect.exit(encode(`${table.entity} rows`, () => Columns.encodeColumns(table.columns, sets)))
-        yield* Fiber.join(deleting)
-        const columns = yield* encoded
-        if (sets.length > 0) yield* bulk(unit, Statements.insertRows(schema, table), columns)
-      })
+      ),
+    values: <A>(unit: string, rows: ReadonlyArray<A>): ReadonlyArray<A> => (strip.has(unit) ? rows.map((row) => Columns.cleanText(row) as A) : rows)
+  }
+}
 
-    const { batch, rollback } = plan
-    const diffCheckpoint = rollback?.diffCheckpointId
-    type Changes = ReadonlyArray<Change.Change<unknown>>
-    const entities: Array<{ table: Tables.EntityTable; unit: string; steps: Changes; diff: Changes }> = []
-    for (const { changes, entity } of plan.entities) {
-      const table = layout.entities.find((t) => t.entity === entity)
-      if (table === undefined) return yield* storageError("writeBatch", `unknown entity "${entity}"`)
-      const unit = `entity ${entity}`
-      if (diffCheckpoint === undefined) {
-        entities.push({ table, unit, steps: values(unit, changes), diff: [] })
-        continue
-      }
-      const steps: Array<Change.Change<unknown>> = []
-      const diff: Array<Change.Change<unknown>> = []
-      for (const change of values(unit, changes)) (change.checkpointId === diffCheckpoint ? diff : steps).push(change)
-      entities.push({ table, unit, steps, diff })
+const encode = <A>(what: string, f: () => A) =>
+  Effect.try({ try: f, catch: (cause) => storageError("writeBatch", `cannot encode ${what}: ${describe(cause)}`, cause) })
+
+/** Each entity's changes, split into the run's steps and the diff of a staged rollback (stamped with its checkpoint). */
+const entityWrites = (tx: Tx, layout: Tables.Layout, plan: Storage.WritePlan) =>
+  Effect.forEach(plan.entities, ({ changes, entity }) => {
+    const table = layout.entities.find((t) => t.entity === entity)
+    if (table === undefined) return Effect.fail(storageError("writeBatch", `unknown entity "${entity}"`))
+    const unit = `entity ${entity}`
+    const diffCheckpoint = plan.rollback?.diffCheckpointId
+    if (diffCheckpoint === undefined) return Effect.succeed<EntityWrite>({ table, unit, steps: tx.values(unit, changes), diff: [] })
+    const steps: Array<Change.Change<unknown>> = []
+    const diff: Array<Change.Change<unknown>> = []
+    for (const change of tx.values(unit, changes)) (change.checkpointId === diffCheckpoint ? diff : steps).push(change)
+    return Effect.succeed<EntityWrite>({ table, unit, steps, diff })
+  })
+
+/** Leaves each id of `changes` as its latest change says: deleted, or holding the latest Set's value. */
+const applyLatest = (tx: Tx, table: Tables.EntityTable, unit: string, changes: ReadonlyArray<Change.Change<unknown>>) =>
+  Effect.gen(function*() {
+    if (changes.length === 0) return
+    const latest = Change.latestPerId(changes)
+    const sets: Array<unknown> = []
+    for (const change of latest) if (change._tag === "Set") sets.push(change.entity)
+    // The server deletes while this thread encodes the rows to insert.
+    const deleting = yield* Effect.forkChild(tx.step(unit, Statements.deleteIds(tx.schema, table.name), [latest.map((c) => c.entityId)]))
+    const encoded = yield* Effect.exit(encode(`${table.entity} rows`, () => Columns.encodeColumns(table.columns, sets)))
+    yield* Fiber.join(deleting)
+    const columns = yield* encoded
+    if (sets.length > 0) yield* tx.bulk(unit, Statements.insertRows(tx.schema, table), columns)
+  })
+
+/** 0. A staged rollback: forget what came after the target, then restore the entity tables (no history). */
+const applyStagedRollback = (tx: Tx, layout: Tables.Layout, targetCheckpointId: bigint, entities: ReadonlyArray<EntityWrite>) =>
+  Effect.gen(function*() {
+    const deleteAfter = (unit: string, table: string, column: string) =>
+      tx.step(unit, Statements.deleteAfter(tx.schema, table, column), [String(targetCheckpointId)])
+    for (const table of layout.entities) yield* deleteAfter(`entity ${table.entity}`, table.history, "chainstore_checkpoint_id")
+    yield* deleteAfter("checkpoints", Tables.checkpoints, "id")
+    yield* deleteAfter("addresses", Tables.addresses, "checkpoint_id")
+    for (const table of layout.effects) {
+      if (table.reorgSensitive) yield* deleteAfter(`effect ${table.effect}`, table.name, "checkpoint_id")
     }
+    if (layout.rawEvents) yield* deleteAfter("raw events", Tables.rawEvents, "checkpoint_id")
+    for (const { diff, table, unit } of entities) yield* applyLatest(tx, table, unit, diff)
+  })
 
-    // 0. A staged rollback: forget what came after the target, then restore the entity tables (no history).
-    if (rollback !== undefined) {
-      const target = [String(rollback.targetCheckpointId)]
-      for (const table of layout.entities) yield* step(`entity ${table.entity}`, Statements.deleteAfter(schema, table.history, "chainstore_checkpoint_id"), target)
-      yield* step("checkpoints", Statements.deleteAfter(schema, Tables.checkpoints, "id"), target)
-      yield* step("addresses", Statements.deleteAfter(schema, Tables.addresses, "checkpoint_id"), target)
-      for (const table of layout.effects) {
-        if (table.reorgSensitive) yield* step(`effect ${table.effect}`, Statements.deleteAfter(schema, table.name, "checkpoint_id"), target)
-      }
-      if (layout.rawEvents) yield* step("raw events", Statements.deleteAfter(schema, Tables.rawEvents, "checkpoint_id"), target)
-      for (const { diff, table, unit } of entities) yield* applyLatest(table, unit, diff)
+/** 1. History (inside the reorg threshold): the current row of ids without history at checkpoint 0, then every step. */
+const writeHistory = (tx: Tx, entities: ReadonlyArray<EntityWrite>) =>
+  Effect.forEach(entities, ({ steps, table, unit }) =>
+    Effect.gen(function*() {
+      if (steps.length === 0) return
+      // The backfill runs before step 2 overwrites the rows it copies.
+      const ids = [...new Set(steps.map((c) => c.entityId))]
+      yield* tx.step(unit, Statements.backfillHistory(tx.schema, table), [Columns.arrayParam(ids)])
+      const rows = dedupeHistory(steps)
+      const columns = yield* encode(`${table.entity} history`, () => [
+        ...Columns.encodeColumns(table.columns, rows.map((c) => (c._tag === "Set" ? c.entity : { id: c.entityId }))),
+        rows.map((c) => c.checkpointId.toString()),
+        rows.map((c) => (c._tag === "Set" ? "SET" : "DELETE"))
+      ])
+      yield* tx.bulk(unit, Statements.insertHistory(tx.schema, table), columns)
+    }), { discard: true })
+
+/** 2. Entity tables: the latest change per id. */
+const writeEntities = (tx: Tx, entities: ReadonlyArray<EntityWrite>) =>
+  Effect.forEach(entities, ({ steps, table, unit }) => applyLatest(tx, table, unit, steps), { discard: true })
+
+/** 3. Raw events (when the indexer keeps them), built from the batch items. */
+const writeRawEvents = (tx: Tx, batch: Batch.Batch) =>
+  Effect.gen(function*() {
+    if (batch.items.length === 0) return
+    const unit = "raw events"
+    const checkpointIds = Batch.itemCheckpointIds(batch)
+    const columns = yield* encode("raw events", () => rawEventColumns(tx.values(unit, batch.items), checkpointIds))
+    yield* tx.bulk(unit, Statements.insertRawEvents(tx.schema), columns)
+  })
+
+/** 4. Effect cache rows: per key the last row of the write. */
+const writeEffectRows = (tx: Tx, layout: Tables.Layout, effects: Storage.WritePlan["effects"]) =>
+  Effect.forEach(effects, ({ effect, rows }) =>
+    Effect.gen(function*() {
+      if (rows.length === 0) return
+      const table = layout.effects.find((t) => t.effect === effect)
+      if (table === undefined) return yield* storageError("writeBatch", `unknown effect "${effect}"`)
+      const unit = `effect ${effect}`
+      const latest = tx.values(unit, [...new Map(rows.map((r) => [r.key, r])).values()])
+      const columns = yield* encode(`${effect} outputs`, () => [
+        latest.map((r) => r.key),
+        latest.map((r) => Columns.stringifyJson(r.output)),
+        latest.map((r) => r.checkpointId.toString())
+      ])
+      yield* tx.step(unit, Statements.deleteIds(tx.schema, table.name), [columns[0]])
+      yield* tx.bulk(unit, Statements.insertEffects(tx.schema, table), columns)
+    }), { discard: true })
+
+/** 5. Checkpoints (inside the reorg threshold), chain progress, registered addresses and the committed frontier. */
+const writeProgress = (tx: Tx, plan: Storage.WritePlan) =>
+  Effect.gen(function*() {
+    const { batch } = plan
+    if (batch.isInReorgThreshold && batch.checkpointIds.length > 0) {
+      const unit = "checkpoints"
+      yield* tx.bulk(unit, Statements.insertCheckpoints(tx.schema), [
+        batch.checkpointIds.map((id) => id.toString()),
+        batch.checkpointChainIds.map(String),
+        batch.checkpointBlockNumbers.map(String),
+        tx.values(unit, batch.checkpointBlockHashes),
+        batch.checkpointEventsProcessed.map(String)
+      ])
     }
-
-    // 1. History inside the reorg threshold: first the pre-run value of ids without history, then every step.
-    if (batch.isInReorgThreshold) {
-      for (const { steps, table, unit } of entities) {
-        if (steps.length === 0) continue
-        const ids = [...new Set(steps.map((c) => c.entityId))]
-        yield* step(unit, Statements.backfillHistory(schema, table), [Columns.arrayParam(ids)])
-        const rows = dedupeHistory(steps)
-        const columns = yield* encode(`${table.entity} history`, () => [
-          ...Columns.encodeColumns(table.columns, rows.map((c) => (c._tag === "Set" ? c.entity : { id: c.entityId }))),
-          rows.map((c) => c.checkpointId.toString()),
-          rows.map((c) => (c._tag === "Set" ? "SET" : "DELETE"))
-        ])
-        yield* bulk(unit, Statements.insertHistory(schema, table), columns)
-      }
+    if (batch.progress.length > 0) {
+      yield* tx.step("chains", Statements.updateProgress(tx.schema), [
+        Columns.arrayParam(batch.progress.map((p) => String(p.chainId))),
+        Columns.arrayParam(batch.progress.map((p) => String(p.progressBlock))),
+        Columns.arrayParam(batch.progress.map((p) => String(p.sourceBlock))),
+        Columns.arrayParam(batch.progress.map((p) => String(p.eventsProcessed))),
+        Columns.arrayParam(batch.progress.map((p) => (p.firstEventBlock === undefined ? null : String(p.firstEventBlock))))
+      ])
     }
-
-    // 2. Entity tables: the latest change per id.
-    for (const { steps, table, unit } of entities) yield* applyLatest(table, unit, steps)
-
-    // 3. Raw events, built from the batch items.
-    if (layout.rawEvents && batch.items.length > 0) {
-      const unit = "raw events"
-      const checkpointIds = Batch.itemCheckpointIds(batch)
-      const columns = yield* encode("raw events", () => rawEventColumns(values(unit, batch.items), checkpointIds))
-      yield* bulk(unit, Statements.insertRawEvents(schema), columns)
-    }
-
-    // 3b. Contract addresses registered by handlers (factories).
     if (batch.registrations.length > 0) {
       const unit = "addresses"
-      const registrations = values(unit, batch.registrations)
-      yield* bulk(unit, Statements.insertAddresses(schema), [
+      const registrations = tx.values(unit, batch.registrations)
+      yield* tx.bulk(unit, Statements.insertAddresses(tx.schema), [
         registrations.map((r) => String(r.chainId)),
         registrations.map((r) => r.contractName),
         registrations.map((r) => r.address),
@@ -470,51 +546,12 @@ const writeSteps = (
         registrations.map((r) => r.checkpointId.toString())
       ])
     }
-
-    // 4. Effect cache rows.
-    for (const { effect, rows } of plan.effects) {
-      if (rows.length === 0) continue
-      const table = layout.effects.find((t) => t.effect === effect)
-      if (table === undefined) return yield* storageError("writeBatch", `unknown effect "${effect}"`)
-      const unit = `effect ${effect}`
-      const latest = values(unit, [...new Map(rows.map((r) => [r.key, r])).values()])
-      const columns = yield* encode(`${effect} outputs`, () => [
-        latest.map((r) => r.key),
-        latest.map((r) => Columns.stringifyJson(r.output)),
-        latest.map((r) => r.checkpointId.toString())
-      ])
-      yield* step(unit, Statements.deleteIds(schema, table.name), [columns[0]])
-      yield* bulk(unit, Statements.insertEffects(schema, table), columns)
-    }
-
-    // 5. Checkpoints (inside the threshold), chain progress, the committed frontier.
-    if (batch.isInReorgThreshold && batch.checkpointIds.length > 0) {
-      const unit = "checkpoints"
-      const hashes = values(unit, batch.checkpointBlockHashes)
-      yield* bulk(unit, Statements.insertCheckpoints(schema), [
-        batch.checkpointIds.map((id) => id.toString()),
-        batch.checkpointChainIds.map(String),
-        batch.checkpointBlockNumbers.map(String),
-        hashes,
-        batch.checkpointEventsProcessed.map(String)
-      ])
-    }
-    if (batch.progress.length > 0) {
-      yield* step("chains", Statements.updateProgress(schema), [
-        Columns.arrayParam(batch.progress.map((p) => String(p.chainId))),
-        Columns.arrayParam(batch.progress.map((p) => String(p.progressBlock))),
-        Columns.arrayParam(batch.progress.map((p) => String(p.sourceBlock))),
-        Columns.arrayParam(batch.progress.map((p) => String(p.eventsProcessed))),
-        Columns.arrayParam(batch.progress.map((p) => (p.firstEventBlock === undefined ? null : String(p.firstEventBlock))))
-      ])
-    }
-    yield* step("state", Statements.updateCommitted(schema), [plan.committedCheckpointId.toString()])
-
-    // 6. Chain metadata.
-    if (plan.chainMeta !== undefined && plan.chainMeta.length > 0) {
-      yield* step("chains", Statements.updateChainMeta(schema), chainMetaParams(plan.chainMeta))
-    }
+    yield* tx.step("state", Statements.updateCommitted(tx.schema), [plan.committedCheckpointId.toString()])
   })
+
+/** 6. Chain metadata, when the plan carries it (dirty). */
+const writeChainMetadata = (tx: Tx, meta: ReadonlyArray<Storage.ChainMeta>) =>
+  meta.length === 0 ? Effect.void : tx.step("chains", Statements.updateChainMeta(tx.schema), chainMetaParams(meta))
 
 /** One history row per (id, checkpoint): the last change of an id within a checkpoint is its step. */
 const dedupeHistory = (changes: ReadonlyArray<Change.Change<unknown>>): Array<Change.Change<unknown>> => {
