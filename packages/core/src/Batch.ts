@@ -125,3 +125,24 @@ export const itemCheckpointIds = (batch: Batch): Array<bigint> => {
   }
   return out
 }
+
+/**
+ * Merges `events` into the block (checkpoint) of item `at`, in log order with the block's items from `from` on;
+ * the item arrays and the per-checkpoint counts grow in place.
+ */
+export const mergeIntoBlock = (
+  items: Array<Event>,
+  itemCheckpointIds: Array<bigint>,
+  checkpointEventsProcessed: Array<number>,
+  at: number,
+  from: number,
+  events: ReadonlyArray<Event>
+): void => {
+  let checkpoint = 0
+  let blockEnd = checkpointEventsProcessed[0] ?? 0
+  while (blockEnd <= at) blockEnd += checkpointEventsProcessed[++checkpoint]!
+  const merged = [...items.slice(from, blockEnd), ...events].sort((a, b) => a.logIndex - b.logIndex)
+  items.splice(from, blockEnd - from, ...merged)
+  itemCheckpointIds.splice(from, 0, ...events.map(() => itemCheckpointIds[at]!))
+  checkpointEventsProcessed[checkpoint] = checkpointEventsProcessed[checkpoint]! + events.length
+}

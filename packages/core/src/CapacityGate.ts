@@ -1,10 +1,11 @@
 /**
  * CapacityGate: bounds memory before each batch. Over the objects target, in order: evict committed entries
  * (keeping db-loaded ones), then db-loaded ones too, and only then — and only if a queued or in-flight batch
- * can free room — wait for the next commit and try again. After a failed write it never waits.
+ * can free room — wait for the next commit and try again. A failed write fails the wait with its cause.
  */
 import { Context, Effect, Layer, Metric } from "effect"
 import { ChainstoreConfig } from "./Config.js"
+import type { WriteFailed } from "./Errors.js"
 import * as Metrics from "./Metrics.js"
 import { PersistenceCycle } from "./PersistenceCycle.js"
 import { Store } from "./Store.js"
@@ -18,7 +19,7 @@ export interface Stats {
 }
 
 export class CapacityGate extends Context.Service<CapacityGate, {
-  readonly awaitCapacity: Effect.Effect<void>
+  readonly awaitCapacity: Effect.Effect<void, WriteFailed>
   readonly stats: Effect.Effect<Stats>
 }>()("chainstore/CapacityGate") {}
 
@@ -31,9 +32,9 @@ export const make = Effect.gen(function*() {
   const overTarget = () => store.counts().total >= objectsTarget
   const stats = { peakObjects: 0, evictedCommitted: 0, evictedLoaded: 0, waits: 0 }
 
-  const awaitCapacity: Effect.Effect<void> = Effect.gen(function*() {
+  const awaitCapacity: Effect.Effect<void, WriteFailed> = Effect.gen(function*() {
     stats.peakObjects = Math.max(stats.peakObjects, store.counts().total)
-    while (!store.hasFailedWrite() && overTarget()) {
+    while (overTarget()) {
       const committed = store.dropCommitted(true)
       stats.evictedCommitted += committed
       yield* Metric.update(Metrics.forTier(Metrics.evictions, "committed"), committed)
@@ -43,7 +44,7 @@ export const make = Effect.gen(function*() {
       yield* Metric.update(Metrics.forTier(Metrics.evictions, "db_loaded"), loaded)
       if (!overTarget()) break
       // Waiting only helps when a queued or in-flight batch's commit will make its changes evictable.
-      if (store.queuedBatches() === 0 && !cycle.isWriting()) break
+      if (!cycle.commitPending()) break
       stats.waits++
       yield* Metric.update(Metrics.capacityWaits, 1)
       yield* cycle.awaitCommit

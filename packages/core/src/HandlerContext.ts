@@ -1,24 +1,11 @@
 /**
- * HandlerContext: what a handler's `ctx` does, in the two passes of a batch step (design.md §2, batched loads).
- * The preload pass only records the ids, lookups and effect inputs handlers touch (writes discarded); `load`
- * then loads them with one storage call per table and resolves effects concurrently. A preload run that reaches
- * an effect not yet known stops there and runs again after the load, so reads behind effects are batched too.
- * The real pass runs the handlers in order against warm memory, falling back to storage for anything the
- * preload could not foresee.
+ * HandlerContext: what a handler's `ctx` offers — typed operations on each entity of the indexer, effect calls
+ * through the cache, logging and factory registrations. Types only; the runtime builds the contexts.
  */
-import { Effect, Schema } from "effect"
-import type * as Batch from "./Batch.js"
-import * as Change from "./Change.js"
-import * as Entity from "./Entity.js"
-import { EffectCache } from "./EffectCache.js"
-import type * as EffectCacheNs from "./EffectCache.js"
-import { EntityValidationError } from "./Errors.js"
-import type { EffectCallError, StorageError } from "./Errors.js"
-import type { Event } from "./Event.js"
-import * as ExternalEffect from "./ExternalEffect.js"
-import type { Operator } from "./InMemoryTable.js"
-import { Storage } from "./Storage.js"
-import { Store } from "./Store.js"
+import type { Effect } from "effect"
+import type * as Entity from "./Entity.js"
+import type { EffectCallError, EntityValidationError, HandlerError, StorageError } from "./Errors.js"
+import type * as ExternalEffect from "./ExternalEffect.js"
 
 export interface EntityOps<A> {
   /** The entity, from memory or else storage; undefined when it does not exist. */
@@ -26,7 +13,7 @@ export interface EntityOps<A> {
   readonly set: (entity: A) => Effect.Effect<void, EntityValidationError>
   readonly deleteUnsafe: (id: string) => Effect.Effect<void>
   /** Entities whose indexed `field` compares to `value` (memory and storage together). */
-  readonly getWhere: <K extends keyof A & string>(field: K, op: Operator, value: A[K]) => Effect.Effect<ReadonlyArray<A>, StorageError>
+  readonly getWhere: <K extends keyof A & string>(field: K, op: Entity.Operator, value: A[K]) => Effect.Effect<ReadonlyArray<A>, StorageError>
 }
 
 export type Context<Ents extends ReadonlyArray<Entity.Any>> = {
@@ -40,224 +27,9 @@ export type Context<Ents extends ReadonlyArray<Entity.Any>> = {
    * Registers a contract address (the factory pattern): its events are indexed from this event's block on,
    * on this chain. `contractName` names a contract of the chain's config.
    */
-  readonly addContract: (contractName: string, address: string) => Effect.Effect<void>
+  readonly addContract: (contractName: string, address: string) => Effect.Effect<void, HandlerError>
 }
-
-/** An entity row as the runtime handles it generically. */
-type Row = { readonly id: string }
 
 /** Names a handler context already uses; an entity may not take them. */
 export const reservedNames: ReadonlyArray<string> = ["effect", "log", "addContract"]
 
-/** The item a handler runs for: its event and checkpoint. Set before each handler runs. */
-interface Current {
-  event: Event | undefined
-  checkpointId: bigint
-}
-
-/** What the preload pass saw handlers reach for. */
-interface Recorded {
-  readonly ids: Map<string, Set<string>>
-  readonly lookups: Array<{ readonly entity: string; readonly field: string; readonly op: Operator; readonly value: unknown }>
-  readonly effects: Array<EffectCacheNs.Request>
-}
-
-const noRegistrations: ReadonlyArray<Batch.Registration> = []
-
-/** Ends a handler's preload run at an effect call whose output is not known yet. */
-class PreloadStop {
-  readonly _tag = "PreloadStop"
-}
-
-export interface Contexts {
-  readonly real: Context<ReadonlyArray<Entity.Any>>
-  readonly preload: Context<ReadonlyArray<Entity.Any>>
-  /** Points both contexts at the item about to run. */
-  readonly setCurrent: (event: Event, checkpointId: bigint) => void
-  /** The last preload run stopped at an effect whose output was not known yet: run it again after `load`. */
-  readonly preloadStopped: () => boolean
-  /** Loads everything recorded by the preload pass since the last call. */
-  readonly load: Effect.Effect<void, StorageError>
-  /** Contracts registered by handlers since the last call. */
-  readonly takeRegistrations: () => ReadonlyArray<Batch.Registration>
-}
-
-export const make = Effect.gen(function*() {
-  const store = yield* Store
-  const storage = yield* Storage
-  const cache = yield* EffectCache
-  const current: Current = { event: undefined, checkpointId: 0n }
-  let stopped = false
-  let registrations: Array<Batch.Registration> = []
-  let recorded: Recorded = { ids: new Map(), lookups: [], effects: [] }
-
-  const real: Record<string, unknown> = {}
-  const preload: Record<string, unknown> = {}
-
-  for (const entity of store.indexer.entities) {
-    const name = entity.name
-    const is = Schema.is(entity.schema)
-    const bigints = Entity.bigintFields(entity)
-    const load = (id: string) =>
-      Effect.map(storage.loadByIds(name, [id]), (rows) => {
-        store.initEntityFromDb(name, id, rows[0])
-        return rows[0] as Row | undefined
-      })
-    const getWhere = (field: string, op: Operator, value: unknown) =>
-      Effect.suspend(() => {
-        const ids = store.lookup(name, field, op, value)
-        if (ids !== undefined) return Effect.succeed(valuesOf(name, ids))
-        if (store.isComplete(name)) return Effect.succeed(valuesOf(name, store.addLookup(name, field, op, value)))
-        return Effect.map(storage.loadByField(name, field, op, value), (rows) => {
-          for (const row of rows) store.initEntityFromDb(name, (row as { id: string }).id, row)
-          return valuesOf(name, store.addLookup(name, field, op, value))
-        })
-      })
-    real[name] = {
-      get: (id: string) =>
-        Effect.suspend(() => {
-          const change = store.getEntity(name, id)
-          if (change !== undefined) return Effect.succeed(Change.value(change) as Row | undefined)
-          return store.isComplete(name) ? Effect.succeed(undefined) : load(id)
-        }),
-      set: (value: Row) =>
-        Effect.suspend(() => {
-          if (!is(value)) return Effect.fail(invalid(entity, value, current.event))
-          for (const field of bigints) {
-            const v = (value as Record<string, unknown>)[field]
-            if (typeof v === "bigint" && (v > Entity.maxBigInt || v < -Entity.maxBigInt)) {
-              return Effect.fail(invalid(entity, value, current.event, field, `${field} = ${v} does not fit numeric(78,0)`))
-            }
-          }
-          store.setEntity(name, Change.set(value.id, value, current.checkpointId))
-          return Effect.void
-        }),
-      deleteUnsafe: (id: string) => Effect.sync(() => store.setEntity(name, Change.del(id, current.checkpointId))),
-      getWhere
-    } satisfies EntityOps<Row>
-    preload[name] = {
-      get: (id: string) =>
-        Effect.sync(() => {
-          const change = store.getEntity(name, id)
-          if (change !== undefined) return Change.value(change) as Row | undefined
-          if (store.isComplete(name)) return undefined
-          let ids = recorded.ids.get(name)
-          if (ids === undefined) recorded.ids.set(name, (ids = new Set()))
-          ids.add(id)
-          return undefined
-        }),
-      set: () => Effect.void,
-      deleteUnsafe: () => Effect.void,
-      getWhere: (field: string, op: Operator, value: unknown) =>
-        Effect.sync(() => {
-          const ids = store.lookup(name, field, op, value) ?? (store.isComplete(name) ? store.addLookup(name, field, op, value) : undefined)
-          if (ids !== undefined) return valuesOf(name, ids)
-          recorded.lookups.push({ entity: name, field, op, value })
-          return []
-        })
-    } satisfies EntityOps<Row>
-  }
-
-  const valuesOf = (name: string, ids: ReadonlyArray<string>): Array<Row> => {
-    const out: Array<Row> = []
-    for (const id of ids) {
-      const change = store.getEntity(name, id)
-      if (change?._tag === "Set") out.push(change.entity as Row)
-    }
-    return out
-  }
-
-  const log = (message: string) =>
-    Effect.suspend(() => {
-      const event = current.event
-      return event === undefined ? Effect.log(message) : Effect.log(message).pipe(Effect.annotateLogs({
-        chain: event.chainId,
-        block: event.blockNumber,
-        logIndex: event.logIndex
-      }))
-    })
-
-  real.effect = <I, O, E>(effect: ExternalEffect.ExternalEffect<string, I, O, E>, input: I) =>
-    Effect.suspend(() => cache.call(effect, input, current.checkpointId))
-  real.log = log
-  preload.effect = <I, O, E>(effect: ExternalEffect.ExternalEffect<string, I, O, E>, input: I) =>
-    Effect.suspend(() => {
-      const key = ExternalEffect.keyOf(effect, input)
-      if (typeof key === "string") {
-        const cached = store.getEffectOutput(effect.name, key)
-        if (cached?._tag === "Set") return Effect.succeed(cached.entity as O)
-      }
-      recorded.effects.push({ effect: effect as ExternalEffect.Any, input, checkpointId: current.checkpointId })
-      stopped = true
-      return Effect.die(new PreloadStop())
-    })
-  preload.log = () => Effect.void
-  real.addContract = (contractName: string, address: string) =>
-    Effect.sync(() => {
-      const event = current.event!
-      registrations.push({
-        chainId: event.chainId,
-        contractName,
-        address: address.toLowerCase(),
-        blockNumber: event.blockNumber,
-        logIndex: event.logIndex,
-        checkpointId: current.checkpointId
-      })
-    })
-  preload.addContract = () => Effect.void
-
-  const loadRecorded = Effect.gen(function*() {
-    const { effects, ids, lookups } = recorded
-    recorded = { ids: new Map(), lookups: [], effects: [] }
-    yield* Effect.all([
-      Effect.forEach(ids, ([name, wanted]) =>
-        Effect.map(storage.loadByIds(name, [...wanted]), (rows) => {
-          for (const row of rows) {
-            const id = (row as { id: string }).id
-            store.initEntityFromDb(name, id, row)
-            wanted.delete(id)
-          }
-          // Known absent: no second trip for them.
-          for (const id of wanted) store.initEntityFromDb(name, id, undefined)
-        }), { concurrency: "unbounded", discard: true }),
-      Effect.forEach(lookups, ({ entity, field, op, value }) =>
-        Effect.map(storage.loadByField(entity, field, op, value), (rows) => {
-          for (const row of rows) store.initEntityFromDb(entity, (row as { id: string }).id, row)
-          store.addLookup(entity, field, op, value)
-        }), { concurrency: "unbounded", discard: true }),
-      cache.prefetch(effects)
-    ], { concurrency: "unbounded", discard: true })
-  }).pipe(Effect.withSpan("HandlerContext.preload"))
-
-  return {
-    real: real as Context<ReadonlyArray<Entity.Any>>,
-    preload: preload as Context<ReadonlyArray<Entity.Any>>,
-    setCurrent: (event, checkpointId) => {
-      current.event = event
-      current.checkpointId = checkpointId
-      stopped = false
-    },
-    preloadStopped: () => stopped,
-    takeRegistrations: () => {
-      // Called after every handler run: allocate only when something was registered.
-      if (registrations.length === 0) return noRegistrations
-      const taken = registrations
-      registrations = []
-      return taken
-    },
-    load: loadRecorded
-  } satisfies Contexts
-})
-
-const invalid = (entity: Entity.Any, value: unknown, event: Event | undefined, field?: string, problem?: string): EntityValidationError => {
-  const result = problem === undefined ? Schema.decodeUnknownExit(entity.schema as unknown as Schema.ConstraintDecoder<unknown>)(value) : undefined
-  const detail = problem ?? (result?._tag === "Failure" ? String(result.cause) : "does not match the schema")
-  const id = typeof (value as { id?: unknown })?.id === "string" ? (value as { id: string }).id : "<no id>"
-  const where = event === undefined ? "" : ` (event ${event.contractName}.${event.eventName} on chain ${event.chainId}, block ${event.blockNumber}, log index ${event.logIndex})`
-  return new EntityValidationError({
-    entity: entity.name,
-    entityId: id,
-    ...(field === undefined ? {} : { field }),
-    message: `${entity.name} ${id} is invalid${where}: ${detail}`
-  })
-}

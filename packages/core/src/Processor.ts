@@ -1,7 +1,8 @@
 /**
  * Processor: the main loop. awaitCapacity → next batch from the fetchers → preload → handlers in checkpoint
  * order → commitBatch (the write happens in the background). Once an exit is decided it takes no more batches;
- * it then flushes. It races against Fatal, so a failed write ends the run at once with that cause.
+ * it then flushes. The loop races the writer fiber's fate, so a failed write ends the run at once with that
+ * cause; a handler, source or reorg error ends it as the loop's own failure. One failure channel for all.
  */
 import { Clock, Context, Duration, Effect, Layer, Metric, Scope } from "effect"
 import * as Batch from "./Batch.js"
@@ -11,9 +12,8 @@ import { EffectCache } from "./EffectCache.js"
 import { HandlerError } from "./Errors.js"
 import type * as Errors from "./Errors.js"
 import type { Event } from "./Event.js"
-import { Fatal } from "./Fatal.js"
-import * as Fetcher from "./Fetcher.js"
-import * as HandlerContext from "./HandlerContext.js"
+import * as Fetcher from "./internal/Fetcher.js"
+import * as HandlerContexts from "./internal/HandlerContexts.js"
 import * as Metrics from "./Metrics.js"
 import { PersistenceCycle } from "./PersistenceCycle.js"
 import { Storage } from "./Storage.js"
@@ -56,11 +56,10 @@ export const make = (options: Options = {}) =>
     const store = yield* Store
     const cycle = yield* PersistenceCycle
     const gate = yield* CapacityGate
-    const fatal = yield* Fatal
     const storage = yield* Storage
     const config = yield* ChainstoreConfig
     const scope = yield* Scope.Scope
-    const contexts = yield* HandlerContext.make
+    const contexts = yield* HandlerContexts.make
     const effectCache = yield* EffectCache
     const indexer = store.indexer
     const fetchOptions: Fetcher.Options = {
@@ -86,15 +85,12 @@ export const make = (options: Options = {}) =>
 
     const handlerFor = (event: Event) => indexer.handlers.get(event.contractName)?.get(event.eventName)
 
-    /** Preload, then the real pass; a handler failure names the event. */
-    const processBatch = Effect.fn("Processor.processBatch")(function*(batch: Batch.Batch) {
-      const checkpointIds = Batch.itemCheckpointIds(batch)
-      const items = batch.items
-      const registrations: Array<Batch.Registration> = []
+    const cursorOf = (chainId: number) => cursors.find((c) => c.chainId === chainId)!
+
+    /** The preload pass: runs the handlers only to record what they read, then loads it all at once. */
+    const preload = Effect.fn("Processor.preload")(function*(items: ReadonlyArray<Event>, checkpointIds: ReadonlyArray<bigint>) {
       let pending: Array<number> = []
-      // With no effects to resolve and every table complete in memory, a preload would find nothing to load.
-      const preload = indexer.effects.length > 0 || indexer.entities.some((e) => !store.isComplete(e.name))
-      if (preload) for (let i = 0; i < items.length; i++) if (handlerFor(items[i]!) !== undefined) pending.push(i)
+      for (let i = 0; i < items.length; i++) if (handlerFor(items[i]!) !== undefined) pending.push(i)
       for (let round = 0; round < preloadRounds && pending.length > 0; round++) {
         const stopped: Array<number> = []
         for (const i of pending) {
@@ -106,12 +102,29 @@ export const make = (options: Options = {}) =>
         yield* contexts.load
         pending = stopped
       }
+    })
+
+    /**
+     * Preload, then the real pass; a handler failure names the event. A registration cuts the batch after its block
+     * (later blocks are fetched again with the new address), and the block's events of the new address are fetched
+     * now and handled in log order with the block's other events, in this batch: the registration, its children's
+     * events in that block and the block's progress commit together. Children's events logged before the registering
+     * event (a constructor's) mean the block is handled again from its start, its entity changes undone first.
+     */
+    const processBatch = Effect.fn("Processor.processBatch")(function*(batch: Batch.Batch) {
+      const items = [...batch.items]
+      const checkpointIds = Batch.itemCheckpointIds(batch)
+      const counts = [...batch.checkpointEventsProcessed]
+      // With no effects to resolve and every table complete in memory, a preload would find nothing to load.
+      if (indexer.effects.length > 0 || indexer.entities.some((e) => !store.isComplete(e.name))) yield* preload(items, checkpointIds)
       store.beginBatch(batch)
-      // A registration cuts the batch after its block: later blocks are fetched again with the new address.
+      const registrations: Array<Batch.Registration> = []
       let cut: Event | undefined
       let end = items.length
+      let blockStart = 0
       for (let i = 0; i < items.length; i++) {
         const event = items[i]!
+        if (i > 0 && checkpointIds[i] !== checkpointIds[i - 1]) blockStart = i
         if (cut !== undefined && (event.chainId !== cut.chainId || event.blockNumber !== cut.blockNumber)) {
           end = i
           break
@@ -120,35 +133,32 @@ export const make = (options: Options = {}) =>
         if (handler === undefined) continue
         contexts.setCurrent(event, checkpointIds[i]!)
         const exit = yield* Effect.exit(handler(event, contexts.real))
-        const failure = exit._tag === "Failure" ? exit.cause : undefined
+        if (exit._tag === "Failure") return yield* HandlerError.of(event, exit.cause)
         const registered = contexts.takeRegistrations()
-        const unknown = registered.find((r) => !cursors.find((c) => c.chainId === r.chainId)!.contracts.some((k) => k.name === r.contractName))
-        if (failure !== undefined || unknown !== undefined) {
-          return yield* new HandlerError({
-            chainId: event.chainId,
-            blockNumber: event.blockNumber,
-            logIndex: event.logIndex,
-            transactionHash: event.transactionHash,
-            handler: `${event.contractName}.${event.eventName}`,
-            cause: failure ?? `addContract: chain ${event.chainId} has no contract named "${unknown!.contractName}"`
-          })
-        }
-        if (registered.length > 0) {
-          cut = event
-          registrations.push(...registered)
+        if (registered.length === 0) continue
+        cut = event
+        const cursor = cursorOf(event.chainId)
+        const fresh = Fetcher.freshRegistrations(cursor, registered)
+        if (fresh.length === 0) continue
+        Fetcher.addRegistrations(cursor, fresh)
+        for (const r of fresh) registrations.push(r)
+        const children = yield* Fetcher.fetchRegistered(cursor, event.blockNumber, fresh)
+        if (children.some((e) => e.logIndex < event.logIndex)) {
+          store.undoCheckpoint(checkpointIds[i]!)
+          Batch.mergeIntoBlock(items, checkpointIds, counts, i, blockStart, children)
+          i = blockStart - 1
+        } else if (children.length > 0) {
+          Batch.mergeIntoBlock(items, checkpointIds, counts, i, i + 1, children)
         }
       }
       if (cut === undefined) return batch
-      const truncated = Fetcher.truncate(cursors, batch, end)
-      for (const cursor of cursors) {
-        Fetcher.addRegistrations(cursor, registrations.filter((r) => r.chainId === cursor.chainId), true)
-      }
-      return { ...truncated, registrations }
+      const grown: Batch.Batch = { ...batch, items, checkpointEventsProcessed: counts }
+      return { ...Fetcher.truncate(cursors, grown, end), registrations }
     })
 
     /** Rolls every chain back to the reorg's fork point: flush, read the diff from history, stage it, rewind. */
     const rollback = Effect.fn("Processor.rollback")(function*(reorg: { readonly chainId: number; readonly forkBlock: number; readonly detectedAt: number }) {
-      const cursor = cursors.find((c) => c.chainId === reorg.chainId)!
+      const cursor = cursorOf(reorg.chainId)
       yield* Effect.logWarning(`Reorg on chain ${reorg.chainId}: block ${reorg.detectedAt} changed; rolling back to block ${reorg.forkBlock}`)
       yield* Metric.update(Metrics.reorgs, 1)
       yield* Metric.update(Metrics.rollbackDepth, reorg.detectedAt - reorg.forkBlock)
@@ -158,37 +168,33 @@ export const make = (options: Options = {}) =>
         return
       }
       yield* cycle.flush
-      if (store.hasFailedWrite()) return yield* fatal.await
-      const target = yield* storage.rollbackTarget(reorg.chainId, reorg.forkBlock)
-      const diff = yield* storage.readRollbackDiff(target)
-      const progress: Array<Batch.ChainProgress> = []
-      for (const c of cursors) {
-        const entry = diff.chains.find((d) => d.chainId === c.chainId)
-        const block = c === cursor ? Math.min(entry?.progressBlock ?? reorg.forkBlock, reorg.forkBlock) : entry?.progressBlock
-        if (block === undefined || block >= c.progress) continue
-        Fetcher.rewind(c, block)
-        c.eventsProcessed -= entry?.eventsProcessedDiff ?? 0
-        progress.push({ chainId: c.chainId, progressBlock: block, sourceBlock: c.head, eventsProcessed: c.eventsProcessed, firstEventBlock: c.firstEventBlock })
-      }
-      store.stageRollback(target, diff, progress)
+      // Read and stage under the write permit: the history read is the state the staged diff is written over.
+      yield* cycle.withWritePermit(Effect.gen(function*() {
+        const target = yield* storage.rollbackTarget(reorg.chainId, reorg.forkBlock)
+        const diff = yield* storage.readRollbackDiff(target)
+        const progress: Array<Batch.ChainProgress> = []
+        for (const c of cursors) {
+          const entry = diff.chains.find((d) => d.chainId === c.chainId)
+          const block = c === cursor ? Math.min(entry?.progressBlock ?? reorg.forkBlock, reorg.forkBlock) : entry?.progressBlock
+          if (block === undefined || block >= c.progress) continue
+          Fetcher.rewind(c, block)
+          c.eventsProcessed -= entry?.eventsProcessedDiff ?? 0
+          progress.push({ chainId: c.chainId, progressBlock: block, sourceBlock: c.head, eventsProcessed: c.eventsProcessed, firstEventBlock: c.firstEventBlock })
+        }
+        store.stageRollback(target, diff, progress)
+      }))
       // Write the rollback now, so stored effect rows of the fork are gone before handlers ask for them again.
       yield* cycle.flush
     })
 
-    /** Deletes history no rollback can reach any more; in the background, at most one at a time. */
-    let pruning = false
-    let lastPrune = 0
+    /** Deletes history no rollback can reach any more; in the background, throttled, one prune at a time. */
+    let lastPrune = Number.NEGATIVE_INFINITY
     const maybePrune = Effect.gen(function*() {
       const now = yield* Clock.currentTimeMillis
       const safe = Fetcher.safeCheckpoint(cursors)
-      if (pruning || safe === undefined || safe > store.committed() || now - lastPrune < Duration.toMillis(config.pruneInterval)) return
-      pruning = true
+      if (safe === undefined || safe > store.committed() || now - lastPrune < Duration.toMillis(config.pruneInterval)) return
       lastPrune = now
-      yield* storage.pruneHistory(safe).pipe(
-        Effect.catch((e) => Effect.logWarning(`History prune failed (will retry): ${e.message}`)),
-        Effect.ensuring(Effect.sync(() => { pruning = false })),
-        Effect.forkIn(scope)
-      )
+      yield* cycle.prune(safe)
     })
 
     const report = (): ReadonlyArray<ChainReport> =>
@@ -198,11 +204,7 @@ export const make = (options: Options = {}) =>
       while (!stopRequested) {
         yield* gate.awaitCapacity
         if (stopRequested) break
-        const next = yield* Fetcher.nextBatch(cursors, store.processed(), fetchOptions).pipe(
-          Effect.withSpan("Fetcher.nextBatch"),
-          // A reorg deeper than the window: stop every write now, since nothing can undo what is queued.
-          Effect.catchTag("DeepReorgError", (e) => Effect.andThen(fatal.fail(e), fatal.await))
-        )
+        const next = yield* Fetcher.nextBatch(cursors, store.processed(), fetchOptions).pipe(Effect.withSpan("Fetcher.nextBatch"))
         if (next._tag === "Done") break
         if (next._tag === "Reorg") {
           yield* rollback(next)
@@ -235,8 +237,6 @@ export const make = (options: Options = {}) =>
       }
       yield* cycle.flush
       yield* effectCache.publishMetrics
-      // A write that failed during the flush has reported to Fatal: surface it rather than end cleanly.
-      if (store.hasFailedWrite()) return yield* fatal.await
       return {
         reason: stopRequested ? "stopped" : "ended",
         committedCheckpointId: store.committed(),
@@ -245,7 +245,7 @@ export const make = (options: Options = {}) =>
     })
 
     return Processor.of({
-      run: Effect.raceFirst(loop, fatal.await),
+      run: Effect.raceFirst(loop, cycle.failure),
       stop: Effect.sync(() => {
         stopRequested = true
       }),
@@ -256,5 +256,5 @@ export const make = (options: Options = {}) =>
 
 export const layer = (
   options: Options = {}
-): Layer.Layer<Processor, Errors.SourceError | Errors.StorageError, Store | PersistenceCycle | CapacityGate | Fatal | EffectCache | Storage> =>
+): Layer.Layer<Processor, Errors.SourceError | Errors.StorageError, Store | PersistenceCycle | CapacityGate | EffectCache | Storage> =>
   Layer.effect(Processor, make(options))

@@ -5,7 +5,6 @@ import { Effect, Layer } from "effect"
 import * as CapacityGate from "./CapacityGate.js"
 import * as EffectCache from "./EffectCache.js"
 import type * as Errors from "./Errors.js"
-import * as Fatal from "./Fatal.js"
 import type { Indexer } from "./Indexer.js"
 import * as PersistenceCycle from "./PersistenceCycle.js"
 import * as Processor from "./Processor.js"
@@ -18,7 +17,6 @@ export type Services =
   | EffectCache.EffectCache
   | PersistenceCycle.PersistenceCycle
   | Store.Store
-  | Fatal.Fatal
 
 /** Every service of a run of `indexer`, over the Storage provided. */
 export const layer = (
@@ -30,7 +28,6 @@ export const layer = (
     Layer.provideMerge(EffectCache.layer),
     Layer.provideMerge(PersistenceCycle.layer),
     Layer.provideMerge(Store.layer(indexer)),
-    Layer.provideMerge(Fatal.layer),
     Layer.provide(Storage.layerRetrying)
   )
 

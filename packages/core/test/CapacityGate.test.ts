@@ -48,7 +48,7 @@ describe("CapacityGate", () => {
       assert.strictEqual(store.counts().total, 0)
     }).pipe(Effect.provide(services(indexer, { objectsTarget: 5 }))))
 
-  it.effect("a staged rollback diff with no queued batch does not deadlock the gate", () =>
+  it.effect("a staged rollback diff with no queued batch: the gate has the writer commit it, then evicts it", () =>
     Effect.gen(function*() {
       const store = yield* Store.Store
       const gate = yield* CapacityGate.CapacityGate
@@ -56,10 +56,21 @@ describe("CapacityGate", () => {
       store.stageRollback(0n, { entities: [{ entity: "Account", changes }], chains: [] }, [])
       assert.strictEqual(store.counts().total, 20)
       yield* gate.awaitCapacity
-      assert.strictEqual(store.counts().total, 20)
+      assert.strictEqual(store.committed(), 1n)
+      assert.strictEqual(store.counts().total, 0)
     }).pipe(Effect.provide(services(indexer, { objectsTarget: 5 }))))
 
-  it.effect("after a failed write the gate never waits", () =>
+  it.effect("uncommitted changes over the target with nothing queued: the gate proceeds instead of waiting forever", () =>
+    Effect.gen(function*() {
+      const store = yield* Store.Store
+      const gate = yield* CapacityGate.CapacityGate
+      for (let i = 0; i < 10; i++) store.setEntity("Account", Change.set(`u${i}`, account(`u${i}`, 1n), 1n))
+      yield* gate.awaitCapacity
+      assert.strictEqual(store.counts().total, 10)
+      assert.strictEqual((yield* gate.stats).waits, 0)
+    }).pipe(Effect.provide(services(indexer, { objectsTarget: 5 }))))
+
+  it.effect("after a failed write the gate never waits: it fails with the write's error", () =>
     Effect.gen(function*() {
       const memory = yield* Storage.MemoryStorage
       const store = yield* Store.Store
@@ -67,10 +78,9 @@ describe("CapacityGate", () => {
       const gate = yield* CapacityGate.CapacityGate
       yield* memory.failWrites(new Errors.StorageError({ operation: "writeBatch", message: "no", isRetryable: false }))
       yield* cycle.commitBatch(batchOf([1n], { itemsPer: 4 }))
-      yield* cycle.flush
-      assert.isTrue(store.hasFailedWrite())
+      const failed = yield* Effect.flip(cycle.flush)
       yield* cycle.commitBatch(batchOf([2n], { itemsPer: 10 }))
       assert.isTrue(store.counts().total >= 5 && store.queuedBatches() > 0)
-      yield* gate.awaitCapacity
+      assert.strictEqual(yield* Effect.flip(gate.awaitCapacity), failed)
     }).pipe(Effect.provide(services(indexer, { objectsTarget: 5 }))))
 })

@@ -1,6 +1,6 @@
 import { assert, describe, it } from "@effect/vitest"
 import { Effect, Layer, Schema } from "effect"
-import { Config, Entity, Indexer, Runtime, Source, Storage } from "@chainstore/core"
+import { Config, Entity, Errors, Indexer, Runtime, Source, Storage } from "@chainstore/core"
 import { erc20Abi, ZERO } from "./fixtures.js"
 
 const factoryAbi = [
@@ -15,6 +15,7 @@ const factoryAbi = [
 const FACTORY = "0x00000000000000000000000000000000000000f1"
 const CHILD_A = "0x000000000000000000000000000000000000a0a0"
 const CHILD_B = "0x000000000000000000000000000000000000b0b0"
+const FACTORY_TOKEN = "0x00000000000000000000000000000000000000f2"
 const holder = (i: number) => `0x${(0xc000 + i).toString(16).padStart(40, "0")}`
 
 const Balance = Entity.make("Balance", { id: Schema.String, token: Schema.String, amount: Schema.BigInt })
@@ -116,4 +117,78 @@ describe("Factory registration", () => {
       assert.deepStrictEqual([...(yield* memory.rows("Child")).keys()], [CHILD_A])
       assert.deepStrictEqual((yield* (yield* Storage.Storage).loadAddresses(1)).map((r) => r.address), [CHILD_A])
     }).pipe(Effect.provide(Layer.fresh(Storage.layerMemory)), Effect.provide(Config.layer({ batchSize: 4 }))))
+
+  it.effect("two runs split at a creation block equal one run: the children's events in that block commit with it", () =>
+    Effect.gen(function*() {
+      const one = yield* Effect.gen(function*() {
+        yield* Runtime.run(indexer(Source.memory(chainBlocks(true)).source, 12))
+        return yield* balances
+      }).pipe(Effect.provide(Layer.fresh(Storage.layerMemory)))
+      const split = yield* Effect.gen(function*() {
+        const chain = Source.memory(chainBlocks(true))
+        yield* Runtime.run(indexer(chain.source, 3))
+        yield* Runtime.run(indexer(chain.source, 6))
+        yield* Runtime.run(indexer(chain.source, 12))
+        return yield* balances
+      }).pipe(Effect.provide(Layer.fresh(Storage.layerMemory)))
+      assert.deepStrictEqual(split, one)
+      assert.deepStrictEqual(one.map(([id, r]) => [id, (r as { amount: bigint }).amount]), expected(chainBlocks(true)))
+    }).pipe(Effect.provide(Config.layer({ batchSize: 4 }))))
+
+  it.effect("a child's events in its creation block are handled in log order with the block's other events", () =>
+    Effect.gen(function*() {
+      const order: Array<string> = []
+      const source = Source.memory([{ number: 1, events: [] }, {
+        number: 2,
+        events: [
+          transfer(CHILD_A, ZERO, holder(0), 5n), // the child's constructor mint, before its registration
+          created(CHILD_A, "A"),
+          { ...transfer(FACTORY_TOKEN, ZERO, holder(1), 1n), contractName: "Other" },
+          transfer(CHILD_A, holder(0), holder(1), 2n),
+          { ...transfer(FACTORY_TOKEN, holder(1), holder(2), 1n), contractName: "Other" }
+        ]
+      }]).source
+      const tracing = Indexer.make({
+        entities: [Balance, Child],
+        chains: [{
+          id: 1,
+          source,
+          startBlock: 1,
+          endBlock: 2,
+          contracts: [
+            { name: "Factory", abi: factoryAbi, address: FACTORY },
+            { name: "Token", abi: erc20Abi },
+            { name: "Other", abi: erc20Abi, address: FACTORY_TOKEN }
+          ]
+        }],
+        handlers: {
+          Factory: { TokenCreated: (event, ctx) => Effect.sync(() => order.push(`created@${event.logIndex}`)).pipe(Effect.andThen(ctx.addContract("Token", event.params.token))) },
+          Token: { Transfer: (event) => Effect.sync(() => order.push(`child@${event.logIndex}`)) },
+          Other: { Transfer: (event) => Effect.sync(() => order.push(`other@${event.logIndex}`)) }
+        }
+      })
+      const result = yield* Runtime.run(tracing)
+      // The first pass stops at the registration; the block is then handled again, whole and in log order.
+      assert.deepStrictEqual(order.slice(order.lastIndexOf("created@1") - 1), ["child@0", "created@1", "other@2", "child@3", "other@4"])
+      assert.deepStrictEqual(result.chains.map((c) => c.eventsProcessed), [5])
+    }).pipe(Effect.provide(Layer.fresh(Storage.layerMemory))))
+
+  it.effect("addContract with a value that is not an address fails the run with a HandlerError naming the event", () =>
+    Effect.gen(function*() {
+      const bad = Indexer.make({
+        entities: [Balance, Child],
+        chains: [{
+          id: 1,
+          source: Source.memory([{ number: 1, events: [created(CHILD_A, "A")] }]).source,
+          startBlock: 1,
+          endBlock: 1,
+          contracts: [{ name: "Factory", abi: factoryAbi, address: FACTORY }, { name: "Token", abi: erc20Abi }]
+        }],
+        handlers: { Factory: { TokenCreated: (_event, ctx) => ctx.addContract("Token", "0x1234") } }
+      })
+      const error = yield* Effect.flip(Runtime.run(bad))
+      assert.instanceOf(error, Errors.HandlerError)
+      assert.include(error.message, "Factory.TokenCreated failed on chain 1, block 1, log index 0")
+      assert.include(error.message, `addContract: "0x1234" is not a 0x address of 20 bytes`)
+    }).pipe(Effect.provide(Layer.fresh(Storage.layerMemory))))
 })

@@ -1,5 +1,6 @@
 import { assert, describe, it } from "@effect/vitest"
-import { Change, InMemoryTable } from "@chainstore/core"
+import { Change } from "@chainstore/core"
+import * as InMemoryTable from "../src/internal/InMemoryTable.js"
 
 type Row = { readonly id: string; readonly n: number }
 const row = (id: string, n: number): Row => ({ id, n })

@@ -1,6 +1,7 @@
 import { assert, describe, it } from "@effect/vitest"
-import { Effect, Fiber } from "effect"
-import { Change, Errors, Fatal, PersistenceCycle, Processor, Source, Storage, Store } from "@chainstore/core"
+import { Context, Duration, Effect, Exit, Fiber, Layer } from "effect"
+import { TestClock } from "effect/testing"
+import { Change, Config, Errors, type Indexer, PersistenceCycle, Processor, Runtime, Source, Storage, Store } from "@chainstore/core"
 import { batchOf, makeIndexer, services, transferBlocks } from "./fixtures.js"
 
 const idle = Source.memory([]).source
@@ -88,16 +89,15 @@ describe("PersistenceCycle", () => {
       assert.instanceOf(error?._tag === "Fail" ? error.error : undefined, Errors.WriteFailed)
       const written = error?._tag === "Fail" ? (error.error as Errors.WriteFailed) : undefined
       assert.strictEqual(written?.cause, failure)
-      assert.isTrue(store.hasFailedWrite())
       assert.strictEqual((yield* memory.writes).length, 1)
       assert.strictEqual(store.committed(), 0n)
       // Processing stopped: far fewer than the 40 blocks were processed.
       assert.isTrue(store.processed() < 40n)
+      // The writer is gone: a later batch is never written, and waiting on the cycle fails with the same cause.
       const cycle = yield* PersistenceCycle.PersistenceCycle
       yield* cycle.commitBatch(batchOf([100n]))
-      yield* cycle.flush
+      assert.strictEqual(yield* Effect.flip(cycle.flush), written)
       assert.strictEqual((yield* memory.writes).length, 1)
-      assert.isTrue(yield* (yield* Fatal.Fatal).isFailed)
     }).pipe(Effect.provide(services(makeIndexer({ source: Source.memory(transferBlocks(40, 5, 10)).source, endBlock: 40 }), { batchSize: 5, objectsTarget: 20 }))))
 
   it.effect("flush waits for every queued batch; the committed frontier never passes a failed write", () =>
@@ -119,8 +119,94 @@ describe("PersistenceCycle", () => {
       assert.strictEqual(store.committed(), 3n)
       yield* memory.failWrites(new Errors.StorageError({ operation: "writeBatch", message: "gone", isRetryable: false }))
       yield* cycle.commitBatch(batchOf([4n]))
-      yield* cycle.flush
+      const flushed = yield* Effect.exit(cycle.flush)
+      assert.isTrue(Exit.isFailure(flushed), "flush succeeded over a failed write")
       assert.strictEqual(store.committed(), 3n)
-      assert.isTrue(store.hasFailedWrite())
+      // The writer fiber's own exit is that failure: the cycle's `failure` ends with it.
+      const fate = yield* Effect.exit(cycle.failure)
+      assert.deepStrictEqual(fate, flushed)
     }).pipe(Effect.provide(services(indexer))))
+
+  it.effect("every storage write takes the one permit: batch writes, chain metadata, prunes and rollback staging never overlap", () =>
+    Effect.gen(function*() {
+      const memory = yield* Storage.MemoryStorage
+      const store = yield* Store.Store
+      const cycle = yield* PersistenceCycle.PersistenceCycle
+      const log = yield* WriteLog
+      yield* memory.hold
+      yield* cycle.commitBatch(batchOf([1n]))
+      yield* memory.awaitWrites(1)
+      // While the batch write is held, everyone else who writes has to wait for the permit.
+      yield* cycle.prune(1n)
+      store.setChainMeta([{ chainId: 1, sourceBlock: 9, bufferBlock: 9, firstEventBlock: 1, readyAt: undefined }])
+      const flush = yield* Effect.forkChild(cycle.flush)
+      const staged = yield* Effect.forkChild(cycle.withWritePermit(Effect.sync(() => log.entries.push("stage"))))
+      for (let i = 0; i < 200; i++) yield* Effect.yieldNow
+      assert.deepStrictEqual(log.entries, ["start writeBatch"])
+      yield* memory.release
+      yield* Fiber.join(flush)
+      yield* Fiber.join(staged)
+      yield* cycle.prune(1n)
+      for (let i = 0; i < 200 && !log.entries.includes("end pruneHistory"); i++) yield* Effect.yieldNow
+      assert.strictEqual(log.maxConcurrent, 1)
+      assert.includeMembers(log.entries, ["end writeBatch", "start writeChainMeta", "end pruneHistory", "stage"])
+    }).pipe(Effect.provide(recordingServices(indexer))))
+
+  it.effect("dirty chain metadata is written when its throttle interval has passed, by the writer's own timer", () =>
+    Effect.gen(function*() {
+      const store = yield* Store.Store
+      const cycle = yield* PersistenceCycle.PersistenceCycle
+      const log = yield* WriteLog
+      const meta = (sourceBlock: number) => [{ chainId: 1, sourceBlock, bufferBlock: sourceBlock, firstEventBlock: 1, readyAt: undefined }]
+      const metaWrites = () => log.entries.filter((e) => e === "end writeChainMeta").length
+      store.setChainMeta(meta(5))
+      yield* cycle.kick
+      for (let i = 0; i < 100 && metaWrites() < 1; i++) yield* Effect.yieldNow
+      assert.strictEqual(metaWrites(), 1)
+      store.setChainMeta(meta(6))
+      yield* cycle.kick
+      for (let i = 0; i < 100; i++) yield* Effect.yieldNow
+      assert.strictEqual(metaWrites(), 1, "written again inside the throttle interval")
+      yield* TestClock.adjust(Duration.seconds(9))
+      assert.strictEqual(metaWrites(), 1)
+      yield* TestClock.adjust(Duration.seconds(1))
+      for (let i = 0; i < 100 && metaWrites() < 2; i++) yield* Effect.yieldNow
+      assert.strictEqual(metaWrites(), 2)
+    }).pipe(Effect.provide(recordingServices(indexer, { chainMetaInterval: Duration.seconds(10) }))))
 })
+
+/** Every storage write's start and end, in order, and the most writes seen running at once. */
+class WriteLog extends Context.Service<WriteLog, { readonly entries: Array<string>; maxConcurrent: number }>()("test/WriteLog") {}
+
+/** The run's services over a memory storage wrapped to record each write (a layer, as a user would swap it). */
+const recordingServices = (indexer: Indexer.Indexer, config: Partial<Config.Options> = {}) => {
+  const recording = Layer.effectContext(Effect.gen(function*() {
+    const storage = yield* Storage.Storage
+    const log = WriteLog.of({ entries: [], maxConcurrent: 0 })
+    let running = 0
+    const recorded = <A, E>(name: string, effect: Effect.Effect<A, E>) =>
+      Effect.acquireUseRelease(
+        Effect.sync(() => {
+          log.entries.push(`start ${name}`)
+          log.maxConcurrent = Math.max(log.maxConcurrent, ++running)
+        }),
+        () => effect,
+        () => Effect.sync(() => {
+          running--
+          log.entries.push(`end ${name}`)
+        })
+      )
+    const wrapped = Storage.Storage.of({
+      ...storage,
+      writeBatch: (plan) => recorded("writeBatch", storage.writeBatch(plan)),
+      writeChainMeta: (meta) => recorded("writeChainMeta", storage.writeChainMeta(meta)),
+      pruneHistory: (safe) => recorded("pruneHistory", storage.pruneHistory(safe))
+    })
+    return Context.make(Storage.Storage, wrapped).pipe(Context.add(WriteLog, log))
+  }))
+  return Runtime.layer(indexer).pipe(
+    Layer.provideMerge(recording),
+    Layer.provideMerge(Storage.layerMemory),
+    Layer.provide(Config.layer(config))
+  )
+}

@@ -4,13 +4,13 @@
  * inside the chain's reorg window, ids continuing from the processed frontier.
  */
 import { Effect } from "effect"
-import * as Batch from "./Batch.js"
-import { DeepReorgError } from "./Errors.js"
-import type { SourceError } from "./Errors.js"
-import type { Event } from "./Event.js"
-import * as Indexer from "./Indexer.js"
-import type { ChainSource, ContractInfo } from "./Source.js"
-import type { ChainMeta, ChainState } from "./Storage.js"
+import * as Batch from "../Batch.js"
+import { DeepReorgError } from "../Errors.js"
+import type { SourceError } from "../Errors.js"
+import type { Event } from "../Event.js"
+import * as Indexer from "../Indexer.js"
+import type { ChainSource, ContractInfo } from "../Source.js"
+import type { ChainMeta, ChainState } from "../Storage.js"
 
 interface BufferedBlock {
   readonly number: number
@@ -30,8 +30,6 @@ export interface ChainCursor {
   contracts: ReadonlyArray<ContractInfo>
   /** Addresses handlers registered (this run's and resumed ones), oldest first. */
   registrations: Array<Batch.Registration>
-  /** Registrations whose own block still has to be fetched for them alone. */
-  backfill: Array<Batch.Registration>
   /** Blocks per source request (100 to start): sized from the density seen so a request holds about two batches. */
   range: number
   /** Progress when the last batch was built, to truncate it. */
@@ -91,7 +89,6 @@ export const makeCursor = (
     reorgWindow: chain.reorgWindow ?? 200,
     contracts,
     registrations: [],
-    backfill: [],
     range: 100,
     progressBefore: progress,
     eventsBefore: resumed?.eventsProcessed ?? 0,
@@ -108,7 +105,7 @@ export const makeCursor = (
     lastSafeCheckpoint: undefined
   }
   baseContracts.set(cursor, contracts)
-  addRegistrations(cursor, registrations, false)
+  addRegistrations(cursor, registrations)
   return cursor
 }
 
@@ -121,13 +118,41 @@ const contractsWith = (base: ReadonlyArray<ContractInfo>, registrations: Readonl
     return added.length === 0 ? c : { ...c, addresses: [...new Set([...c.addresses, ...added])] }
   })
 
-/** Adds registered addresses; with `backfill`, their registration block is fetched again for them alone. */
-export const addRegistrations = (cursor: ChainCursor, registrations: ReadonlyArray<Batch.Registration>, backfill: boolean): void => {
+/** Adds registered addresses: later requests fetch their events too. */
+export const addRegistrations = (cursor: ChainCursor, registrations: ReadonlyArray<Batch.Registration>): void => {
   if (registrations.length === 0) return
   for (const r of registrations) cursor.registrations.push(r)
-  if (backfill) for (const r of registrations) cursor.backfill.push(r)
   cursor.contracts = contractsWith(baseContracts.get(cursor) ?? cursor.contracts, cursor.registrations)
 }
+
+/** The registrations whose address the chain does not index yet for that contract (each address once). */
+export const freshRegistrations = (cursor: ChainCursor, registrations: ReadonlyArray<Batch.Registration>): Array<Batch.Registration> => {
+  const fresh: Array<Batch.Registration> = []
+  for (const r of registrations) {
+    const known = cursor.contracts.find((c) => c.name === r.contractName)?.addresses.includes(r.address) ?? false
+    if (!known && !fresh.some((f) => f.contractName === r.contractName && f.address === r.address)) fresh.push(r)
+  }
+  return fresh
+}
+
+/**
+ * The events of `block` emitted by newly registered addresses, which the block was fetched without: a factory
+ * child's events in its creation block, to be handled with that block's other events.
+ */
+export const fetchRegistered = (
+  cursor: ChainCursor,
+  block: number,
+  registrations: ReadonlyArray<Batch.Registration>
+): Effect.Effect<ReadonlyArray<Event>, SourceError> =>
+  Effect.suspend(() => {
+    const contracts = contractsWith(baseContracts.get(cursor)!.map((c) => ({ ...c, addresses: [] })), registrations)
+      .filter((c) => c.addresses.length > 0 && c.events.length > 0)
+    if (contracts.length === 0) return Effect.succeed([])
+    return Effect.map(
+      cursor.source.fetch({ fromBlock: block, toBlock: block, hashesFrom: undefined, contracts }),
+      (result) => result.events.filter((e) => e.blockNumber === block)
+    )
+  })
 
 /** The last block this chain will process in this run (undefined: follows the head forever). */
 const targetOf = (cursor: ChainCursor, exitAtHead: boolean): number | undefined =>
@@ -161,20 +186,6 @@ const fill = (cursor: ChainCursor, options: Options): Effect.Effect<Detected | u
   Effect.gen(function*() {
     if (cursor.head === 0 || (cursor.fetchedTo >= cursor.head && cursor.buffer.length === 0)) {
       cursor.head = yield* cursor.source.head
-    }
-    if (cursor.backfill.length > 0) {
-      // A registration's own block was fetched before its address was known: fetch it again for that address.
-      const pending = cursor.backfill
-      cursor.backfill = []
-      const block = Math.min(...pending.map((r) => r.blockNumber))
-      const contracts = contractsWith(baseContracts.get(cursor)!.map((c) => ({ ...c, addresses: [] })), pending)
-        .filter((c) => c.addresses.length > 0)
-      const result = yield* cursor.source.fetch({ fromBlock: block, toBlock: block, hashesFrom: undefined, contracts })
-      const events = result.events.filter((e) => e.blockNumber === block)
-      if (events.length > 0) {
-        cursor.buffer.unshift({ number: block, hash: events[0]!.blockHash, timestamp: events[0]!.blockTimestamp, events: [...events] })
-        cursor.bufferedEvents += events.length
-      }
     }
     const limit = Math.min(cursor.head, cursor.endBlock ?? Number.POSITIVE_INFINITY)
     while (cursor.bufferedEvents < options.batchSize && cursor.fetchedTo < limit) {
@@ -334,7 +345,6 @@ export const rewind = (cursor: ChainCursor, block: number): void => {
   const registered = cursor.registrations.filter((r) => r.blockNumber <= block)
   if (registered.length !== cursor.registrations.length) {
     cursor.registrations = registered
-    cursor.backfill = cursor.backfill.filter((r) => r.blockNumber <= block)
     cursor.contracts = contractsWith(baseContracts.get(cursor)!, registered)
   }
 }
@@ -357,7 +367,7 @@ export const safeCheckpoint = (cursors: ReadonlyArray<ChainCursor>): bigint | un
 
 /**
  * Cuts a batch after its first `keep` items (a handler registered a contract: later blocks must be fetched again
- * with its address). Cursors go back to the last block kept; the dropped blocks are fetched again.
+ * with its address; `keep` ends a block). Cursors go back to the last block kept; the dropped blocks are fetched again.
  */
 export const truncate = (cursors: ReadonlyArray<ChainCursor>, batch: Batch.Batch, keep: number): Batch.Batch => {
   let items = 0

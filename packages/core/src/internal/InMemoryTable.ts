@@ -5,10 +5,9 @@
  * Entries loaded from the database are stamped with checkpoint 0, so they always count as committed and are
  * never written back. Lookup indexes on fields are built lazily and dropped with every eviction.
  */
-import * as Change from "./Change.js"
-import * as Checkpoint from "./Checkpoint.js"
-
-export type Operator = "eq" | "gt" | "lt"
+import * as Change from "../Change.js"
+import * as Checkpoint from "../Checkpoint.js"
+import type { Operator } from "../Entity.js"
 
 interface LookupIndex {
   readonly field: string
@@ -47,6 +46,23 @@ export const set = <A>(self: InMemoryTable<A>, change: Change.Change<A>, committ
   self.latest.set(change.entityId, change)
   self.dirty.add(change.entityId)
   if (self.indexes.size > 0) updateIndexes(self, change)
+}
+
+/**
+ * Puts back `prev` as an id's latest change (undefined: the id leaves memory), undoing the changes made since; a
+ * superseded step kept for history that becomes the latest again leaves the kept steps.
+ */
+export const restore = <A>(self: InMemoryTable<A>, id: string, prev: Change.Change<A> | undefined): void => {
+  if (prev === undefined) {
+    self.latest.delete(id)
+    for (const index of self.indexes.values()) index.ids.delete(id)
+    return
+  }
+  const kept = self.previous.lastIndexOf(prev)
+  if (kept >= 0) self.previous.splice(kept, 1)
+  self.latest.set(id, prev)
+  self.dirty.add(id)
+  if (self.indexes.size > 0) updateIndexes(self, prev)
 }
 
 /** Records what the database holds for an id (undefined: known absent), unless memory already has it. */
