@@ -184,7 +184,8 @@ export interface Deployed {
   readonly block: number
 }
 
-const receiptOf = async (anvil: Anvil, hash: Hash) => {
+/** The receipt of a transaction once mined; a reverted one is an error naming its block. */
+export const receiptOf = async (anvil: Anvil, hash: Hash) => {
   const receipt = await anvil.publicClient.waitForTransactionReceipt({ hash })
   if (receipt.status !== "success") throw new Error(`transaction ${hash} reverted in block ${receipt.blockNumber}`)
   return receipt
