@@ -142,7 +142,15 @@ export const mergeIntoBlock = (
   let blockEnd = checkpointEventsProcessed[0] ?? 0
   while (blockEnd <= at) blockEnd += checkpointEventsProcessed[++checkpoint]!
   const merged = [...items.slice(from, blockEnd), ...events].sort((a, b) => a.logIndex - b.logIndex)
-  items.splice(from, blockEnd - from, ...merged)
-  itemCheckpointIds.splice(from, 0, ...events.map(() => itemCheckpointIds[at]!))
+  replaceRange(items, from, blockEnd - from, merged)
+  replaceRange(itemCheckpointIds, from, 0, events.map(() => itemCheckpointIds[at]!))
   checkpointEventsProcessed[checkpoint] = checkpointEventsProcessed[checkpoint]! + events.length
+}
+
+/** `splice(from, count, ...insert)` without spreading `insert` into arguments (a RangeError past ~100k). */
+const replaceRange = <A>(self: Array<A>, from: number, count: number, insert: ReadonlyArray<A>): void => {
+  const tail = self.slice(from + count)
+  self.length = from
+  for (const x of insert) self.push(x)
+  for (const x of tail) self.push(x)
 }

@@ -107,6 +107,10 @@ export const make = Effect.gen(function*() {
           const output = yield* effect.run(input).pipe(
             Effect.catchCause((cause) => Effect.fail(callError(effect, key, cause)))
           )
+          // An output its schema cannot encode fails this call now, naming the input, not the background write later.
+          if (effect.cache) {
+            yield* Effect.try({ try: () => effect.encodeOutput(output), catch: (cause) => callError(effect, key, cause) })
+          }
           store.setEffectOutput(effect.name, key, output, checkpointId)
           return output
         }).pipe(

@@ -8,7 +8,7 @@
  * joins the fiber, so whoever races against it (the Processor) ends with that cause; `flush` and `awaitCommit`
  * race against it too, so nobody waits for a writer that is gone.
  */
-import { Clock, Context, Deferred, Duration, Effect, Fiber, FiberHandle, Layer, Metric, Option, Queue, Semaphore } from "effect"
+import { Clock, Context, Deferred, Duration, Effect, Exit, Fiber, FiberHandle, Layer, Metric, Option, Queue, Semaphore } from "effect"
 import type * as Batch from "./Batch.js"
 import { ChainstoreConfig } from "./Config.js"
 import { WriteFailed } from "./Errors.js"
@@ -28,12 +28,17 @@ export class PersistenceCycle extends Context.Service<PersistenceCycle, {
   readonly awaitCommit: Effect.Effect<void, WriteFailed>
   /** A batch or a staged rollback is queued or being written: a commit is coming. */
   readonly commitPending: () => boolean
-  /** Runs `effect` holding the write permit: no write runs meanwhile (a rollback reads and stages under it). */
+  /**
+   * Runs `effect` holding the write permit: no write runs meanwhile (a rollback reads and stages under it).
+   * `effect` must not wait for the writer (flush, awaitCommit): the writer needs the permit to answer.
+   */
   readonly withWritePermit: <A, E, R>(effect: Effect.Effect<A, E, R>) => Effect.Effect<A, E, R>
   /** Prunes history below `safeCheckpointId` in the background under the write permit; one prune at a time. */
   readonly prune: (safeCheckpointId: bigint) => Effect.Effect<void>
   /** The writer's fate: never succeeds; fails with the first failed write. */
   readonly failure: Effect.Effect<never, WriteFailed>
+  /** Stops the writer now, a write in flight included (rolled back): nothing queued is written. */
+  readonly halt: Effect.Effect<void>
 }>()("chainstore/PersistenceCycle") {}
 
 /** What the writer is asked: write what is pending; then tell a flush, or a waiter for the next commit. */
@@ -102,12 +107,16 @@ export const make = Effect.gen(function*() {
       for (const done of flushes) yield* Deferred.succeed(done, undefined)
     }
   }).pipe(
+    // A defect in the writer (a bug, not a storage error) is still the run's failure, named as a failed write.
+    Effect.catchDefect((defect) => Effect.fail(new WriteFailed({ message: `The background writer died: ${String(defect)}`, cause: defect }))),
     // Nothing is written after a failed write: a prune in flight goes with the writer.
     Effect.onError(() => FiberHandle.clear(pruner))
   )
 
   const writer = yield* Effect.forkScoped(writerLoop)
-  const failure: Effect.Effect<never, WriteFailed> = Fiber.join(writer)
+  // The writer's failure; a writer halted on purpose (or closed with the scope) ends nothing by itself.
+  const failure: Effect.Effect<never, WriteFailed> = Effect.flatMap(Fiber.await(writer), (exit) =>
+    Exit.hasInterrupts(exit) ? Effect.never : exit)
 
   /** Sends the writer a request and waits for its answer, or for the writer's failure. */
   const ask = (tag: "Flush" | "AwaitCommit"): Effect.Effect<void, WriteFailed> =>
@@ -132,7 +141,8 @@ export const make = Effect.gen(function*() {
           Effect.catch((e) => Effect.logWarning(`History prune failed (will retry): ${e.message}`))
         )
       ).pipe(Effect.asVoid),
-    failure
+    failure,
+    halt: Effect.andThen(FiberHandle.clear(pruner), Fiber.interrupt(writer))
   })
 })
 

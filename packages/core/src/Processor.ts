@@ -120,7 +120,7 @@ export const make = (options: Options = {}) =>
       store.beginBatch(batch)
       const registrations: Array<Batch.Registration> = []
       let cut: Event | undefined
-      let end = items.length
+      let end: number | undefined
       let blockStart = 0
       for (let i = 0; i < items.length; i++) {
         const event = items[i]!
@@ -136,10 +136,11 @@ export const make = (options: Options = {}) =>
         if (exit._tag === "Failure") return yield* HandlerError.of(event, exit.cause)
         const registered = contexts.takeRegistrations()
         if (registered.length === 0) continue
-        cut = event
         const cursor = cursorOf(event.chainId)
         const fresh = Fetcher.freshRegistrations(cursor, registered)
+        // An address already indexed changes nothing: no cut, the fetched-ahead blocks stay good.
         if (fresh.length === 0) continue
+        cut = event
         Fetcher.addRegistrations(cursor, fresh)
         for (const r of fresh) registrations.push(r)
         const children = yield* Fetcher.fetchRegistered(cursor, event.blockNumber, fresh)
@@ -153,7 +154,7 @@ export const make = (options: Options = {}) =>
       }
       if (cut === undefined) return batch
       const grown: Batch.Batch = { ...batch, items, checkpointEventsProcessed: counts }
-      return { ...Fetcher.truncate(cursors, grown, end), registrations }
+      return { ...Fetcher.truncate(cursors, grown, end ?? items.length), registrations }
     })
 
     /** Rolls every chain back to the reorg's fork point: flush, read the diff from history, stage it, rewind. */
@@ -217,16 +218,11 @@ export const make = (options: Options = {}) =>
           continue
         }
         const started = yield* Clock.currentTimeMillis
-        const processed = yield* Effect.result(processBatch(next.batch))
-        if (processed._tag === "Failure") {
-          // The batches before this one are valid: write them; this one writes nothing.
-          yield* cycle.flush
-          return yield* Effect.fail(processed.failure)
-        }
-        const batch = processed.success
+        const batch = yield* processBatch(next.batch)
+        // Metadata first, so the batch's write carries it.
+        store.setChainMeta(Fetcher.chainMeta(cursors))
         yield* cycle.commitBatch(batch)
         if (config.inlineWrites) yield* cycle.flush
-        store.setChainMeta(Fetcher.chainMeta(cursors))
         yield* Metric.update(Metrics.processingDuration, (yield* Clock.currentTimeMillis) - started)
         yield* Metric.update(Metrics.eventsProcessed, batch.items.length)
         yield* Metric.update(Metrics.batchesProcessed, 1)
@@ -244,8 +240,18 @@ export const make = (options: Options = {}) =>
       } satisfies RunResult
     })
 
+    /**
+     * How the loop's own failure ends the run. The batches processed before it are valid: they are written first
+     * (the failing batch writes nothing). A reorg deeper than the window is the exception: nothing can undo what is
+     * queued, so the writer stops at once.
+     */
+    const onFailure = (error: Errors.Fatal): Effect.Effect<never, Errors.Fatal> =>
+      error._tag === "WriteFailed" ? Effect.fail(error) :
+      error._tag === "DeepReorgError" ? Effect.andThen(cycle.halt, Effect.fail(error)) :
+      Effect.andThen(cycle.flush, Effect.fail(error))
+
     return Processor.of({
-      run: Effect.raceFirst(loop, cycle.failure),
+      run: Effect.raceFirst(Effect.catch(loop, onFailure), cycle.failure),
       stop: Effect.sync(() => {
         stopRequested = true
       }),

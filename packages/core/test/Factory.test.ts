@@ -191,4 +191,40 @@ describe("Factory registration", () => {
       assert.include(error.message, "Factory.TokenCreated failed on chain 1, block 1, log index 0")
       assert.include(error.message, `addContract: "0x1234" is not a 0x address of 20 bytes`)
     }).pipe(Effect.provide(Layer.fresh(Storage.layerMemory))))
+
+  it.effect("a block handled again after a constructor event counts each event once: its first pass's changes are undone", () =>
+    Effect.gen(function*() {
+      const Counter = Entity.make("Counter", { id: Schema.String, n: Schema.BigInt })
+      const count = (ctx: { readonly Counter: { readonly get: (id: string) => Effect.Effect<{ readonly n: bigint } | undefined, unknown>; readonly set: (c: { readonly id: string; readonly n: bigint }) => Effect.Effect<void, unknown> } }) =>
+        Effect.flatMap(ctx.Counter.get("all"), (row) => ctx.Counter.set({ id: "all", n: (row?.n ?? 0n) + 1n }))
+      const counting = Indexer.make({
+        entities: [Counter],
+        chains: [{
+          id: 1,
+          source: Source.memory([{
+            number: 1,
+            events: [
+              { ...transfer(FACTORY_TOKEN, ZERO, holder(1), 1n), contractName: "Other" },
+              transfer(CHILD_A, ZERO, holder(0), 5n), // the child's constructor, before its registration
+              created(CHILD_A, "A")
+            ]
+          }]).source,
+          startBlock: 1,
+          endBlock: 1,
+          contracts: [
+            { name: "Factory", abi: factoryAbi, address: FACTORY },
+            { name: "Token", abi: erc20Abi },
+            { name: "Other", abi: erc20Abi, address: FACTORY_TOKEN }
+          ]
+        }],
+        handlers: {
+          Factory: { TokenCreated: (event, ctx) => Effect.andThen(count(ctx), ctx.addContract("Token", event.params.token)) },
+          Token: { Transfer: (_event, ctx) => count(ctx) },
+          Other: { Transfer: (_event, ctx) => count(ctx) }
+        }
+      })
+      yield* Runtime.run(counting)
+      const memory = yield* Storage.MemoryStorage
+      assert.deepStrictEqual((yield* memory.rows("Counter")).get("all"), { id: "all", n: 3n })
+    }).pipe(Effect.provide(Layer.fresh(Storage.layerMemory))))
 })

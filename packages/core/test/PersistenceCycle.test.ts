@@ -138,19 +138,30 @@ describe("PersistenceCycle", () => {
       yield* memory.awaitWrites(1)
       // While the batch write is held, everyone else who writes has to wait for the permit.
       yield* cycle.prune(1n)
+      const staged = yield* Effect.forkChild(cycle.withWritePermit(log.recorded("stage", Effect.void)))
       store.setChainMeta([{ chainId: 1, sourceBlock: 9, bufferBlock: 9, firstEventBlock: 1, readyAt: undefined }])
       const flush = yield* Effect.forkChild(cycle.flush)
-      const staged = yield* Effect.forkChild(cycle.withWritePermit(Effect.sync(() => log.entries.push("stage"))))
       for (let i = 0; i < 200; i++) yield* Effect.yieldNow
       assert.deepStrictEqual(log.entries, ["start writeBatch"])
       yield* memory.release
       yield* Fiber.join(flush)
       yield* Fiber.join(staged)
-      yield* cycle.prune(1n)
-      for (let i = 0; i < 200 && !log.entries.includes("end pruneHistory"); i++) yield* Effect.yieldNow
+      for (let i = 0; i < 1000 && !log.entries.includes("end pruneHistory"); i++) yield* Effect.yieldNow
+      // Each write yields while it runs, so an overlap would show; every one of them ran, one at a time.
       assert.strictEqual(log.maxConcurrent, 1)
-      assert.includeMembers(log.entries, ["end writeBatch", "start writeChainMeta", "end pruneHistory", "stage"])
+      assert.sameMembers(log.entries.filter((e) => e.startsWith("end")), ["end writeBatch", "end pruneHistory", "end stage", "end writeChainMeta"])
     }).pipe(Effect.provide(recordingServices(indexer))))
+
+  it.effect("a failed write ends a run that is idle at the head, at once and with that cause", () =>
+    Effect.gen(function*() {
+      const memory = yield* Storage.MemoryStorage
+      const processor = yield* Processor.Processor
+      yield* memory.failWrites(new Errors.StorageError({ operation: "writeBatch", message: "disk on fire", isRetryable: false }))
+      // The chain has no end: after its 3 blocks the loop only polls, on a clock that never moves.
+      const error = yield* Effect.flip(processor.run)
+      assert.instanceOf(error, Errors.WriteFailed)
+      assert.include(error.message, "disk on fire")
+    }).pipe(Effect.provide(services(makeIndexer({ source: Source.memory(transferBlocks(3, 2, 4)).source }), { batchSize: 100 }))))
 
   it.effect("dirty chain metadata is written when its throttle interval has passed, by the writer's own timer", () =>
     Effect.gen(function*() {
@@ -176,31 +187,50 @@ describe("PersistenceCycle", () => {
 })
 
 /** Every storage write's start and end, in order, and the most writes seen running at once. */
-class WriteLog extends Context.Service<WriteLog, { readonly entries: Array<string>; maxConcurrent: number }>()("test/WriteLog") {}
+class WriteLog extends Context.Service<WriteLog, {
+  readonly entries: Array<string>
+  readonly maxConcurrent: number
+  /** Runs `effect` as a write named `name`, yielding inside it so that an overlapping write would show. */
+  readonly recorded: <A, E>(name: string, effect: Effect.Effect<A, E>) => Effect.Effect<A, E>
+}>()("test/WriteLog") {}
+
+const makeWriteLog = () => {
+  const entries: Array<string> = []
+  let running = 0
+  let maxConcurrent = 0
+  const yields = Effect.gen(function*() {
+    for (let i = 0; i < 20; i++) yield* Effect.yieldNow
+  })
+  return WriteLog.of({
+    entries,
+    get maxConcurrent() {
+      return maxConcurrent
+    },
+    recorded: (name, effect) =>
+      Effect.acquireUseRelease(
+        Effect.sync(() => {
+          entries.push(`start ${name}`)
+          maxConcurrent = Math.max(maxConcurrent, ++running)
+        }),
+        () => Effect.andThen(yields, effect),
+        () => Effect.sync(() => {
+          running--
+          entries.push(`end ${name}`)
+        })
+      )
+  })
+}
 
 /** The run's services over a memory storage wrapped to record each write (a layer, as a user would swap it). */
 const recordingServices = (indexer: Indexer.Indexer, config: Partial<Config.Options> = {}) => {
   const recording = Layer.effectContext(Effect.gen(function*() {
     const storage = yield* Storage.Storage
-    const log = WriteLog.of({ entries: [], maxConcurrent: 0 })
-    let running = 0
-    const recorded = <A, E>(name: string, effect: Effect.Effect<A, E>) =>
-      Effect.acquireUseRelease(
-        Effect.sync(() => {
-          log.entries.push(`start ${name}`)
-          log.maxConcurrent = Math.max(log.maxConcurrent, ++running)
-        }),
-        () => effect,
-        () => Effect.sync(() => {
-          running--
-          log.entries.push(`end ${name}`)
-        })
-      )
+    const log = makeWriteLog()
     const wrapped = Storage.Storage.of({
       ...storage,
-      writeBatch: (plan) => recorded("writeBatch", storage.writeBatch(plan)),
-      writeChainMeta: (meta) => recorded("writeChainMeta", storage.writeChainMeta(meta)),
-      pruneHistory: (safe) => recorded("pruneHistory", storage.pruneHistory(safe))
+      writeBatch: (plan) => log.recorded("writeBatch", storage.writeBatch(plan)),
+      writeChainMeta: (meta) => log.recorded("writeChainMeta", storage.writeChainMeta(meta)),
+      pruneHistory: (safe) => log.recorded("pruneHistory", storage.pruneHistory(safe))
     })
     return Context.make(Storage.Storage, wrapped).pipe(Context.add(WriteLog, log))
   }))

@@ -32,10 +32,10 @@ export const changesCount = <A>(self: InMemoryTable<A>): number => self.latest.s
 export const get = <A>(self: InMemoryTable<A>, id: string): Change.Change<A> | undefined => self.latest.get(id)
 
 /**
- * Records a change. A superseded change that is not yet committed is kept, since a write still needs it (for
- * history, or as the latest of an earlier write run) — unless it is stamped at or above `dropFrom`.
+ * Records a change and returns the one it supersedes. A superseded change that is not yet committed is kept, since a
+ * write still needs it (for history, or as the latest of an earlier write run) — unless stamped at or above `dropFrom`.
  */
-export const set = <A>(self: InMemoryTable<A>, change: Change.Change<A>, committed: bigint, dropFrom?: bigint): void => {
+export const set = <A>(self: InMemoryTable<A>, change: Change.Change<A>, committed: bigint, dropFrom?: bigint): Change.Change<A> | undefined => {
   const prev = self.latest.get(change.entityId)
   if (
     prev !== undefined && prev.checkpointId > committed && prev.checkpointId < change.checkpointId &&
@@ -46,6 +46,7 @@ export const set = <A>(self: InMemoryTable<A>, change: Change.Change<A>, committ
   self.latest.set(change.entityId, change)
   self.dirty.add(change.entityId)
   if (self.indexes.size > 0) updateIndexes(self, change)
+  return prev
 }
 
 /**
@@ -55,7 +56,8 @@ export const set = <A>(self: InMemoryTable<A>, change: Change.Change<A>, committ
 export const restore = <A>(self: InMemoryTable<A>, id: string, prev: Change.Change<A> | undefined): void => {
   if (prev === undefined) {
     self.latest.delete(id)
-    for (const index of self.indexes.values()) index.ids.delete(id)
+    // A lookup built since may have skipped this id's stored row (memory had it): build lookups anew.
+    self.indexes.clear()
     return
   }
   const kept = self.previous.lastIndexOf(prev)

@@ -45,13 +45,15 @@ export interface StoreState {
   chainMetaDirty: boolean
   readonly committedBlocks: Map<number, number>
   /** What the entities touched at `undo.checkpointId` held before it, so that checkpoint's changes can be undone. */
-  readonly undo: { checkpointId: bigint; readonly entries: Array<UndoEntry> }
+  readonly undo: Undo
 }
 
-interface UndoEntry {
-  readonly table: InMemoryTable.InMemoryTable<unknown>
-  readonly id: string
-  readonly prev: Change.Change<unknown> | undefined
+/** Parallel arrays, one entry per id first touched at the checkpoint (no allocation per entry on the hot path). */
+interface Undo {
+  checkpointId: bigint
+  readonly tables: Array<InMemoryTable.InMemoryTable<unknown>>
+  readonly ids: Array<string>
+  readonly prev: Array<Change.Change<unknown> | undefined>
 }
 
 export const make = (indexer: Indexer, resume: ResumeState): StoreState => {
@@ -75,7 +77,7 @@ export const make = (indexer: Indexer, resume: ResumeState): StoreState => {
     chainMeta: new Map(),
     chainMetaDirty: false,
     committedBlocks: new Map(resume.chains.map((c) => [c.chainId, c.progressBlock])),
-    undo: { checkpointId: -1n, entries: [] }
+    undo: { checkpointId: -1n, tables: [], ids: [], prev: [] }
   }
 }
 
@@ -101,16 +103,18 @@ export const beginBatch = (self: StoreState, batch: Batch.Batch): void => {
 
 export const setEntity = (self: StoreState, entity: string, change: Change.Change<unknown>): void => {
   const table = entityTable(self, entity)
-  const prev = table.latest.get(change.entityId)
-  // First touch of this id at this checkpoint: remember what it held (one entry per id and checkpoint).
+  const prev = InMemoryTable.set(table, change, self.committed, self.dropFrom)
+  // First touch of this id at this checkpoint: remember what it held.
   if (prev === undefined || prev.checkpointId !== change.checkpointId) {
-    if (self.undo.checkpointId !== change.checkpointId) {
-      self.undo.checkpointId = change.checkpointId
-      self.undo.entries.length = 0
+    const undo = self.undo
+    if (undo.checkpointId !== change.checkpointId) {
+      undo.checkpointId = change.checkpointId
+      undo.tables.length = undo.ids.length = undo.prev.length = 0
     }
-    self.undo.entries.push({ table, id: change.entityId, prev })
+    undo.tables.push(table)
+    undo.ids.push(change.entityId)
+    undo.prev.push(prev)
   }
-  InMemoryTable.set(table, change, self.committed, self.dropFrom)
 }
 
 /**
@@ -118,16 +122,15 @@ export const setEntity = (self: StoreState, entity: string, change: Change.Chang
  * can be handled again from its start; effect outputs stay, they are still valid.
  */
 export const undoCheckpoint = (self: StoreState, checkpointId: bigint): void => {
-  if (self.undo.checkpointId !== checkpointId) return
-  for (let i = self.undo.entries.length - 1; i >= 0; i--) {
-    const { id, prev, table } = self.undo.entries[i]!
-    InMemoryTable.restore(table, id, prev)
-  }
-  self.undo.entries.length = 0
+  const undo = self.undo
+  if (undo.checkpointId !== checkpointId) return
+  for (let i = undo.ids.length - 1; i >= 0; i--) InMemoryTable.restore(undo.tables[i]!, undo.ids[i]!, undo.prev[i])
+  undo.tables.length = undo.ids.length = undo.prev.length = 0
 }
 
-export const setEffectOutput = (self: StoreState, effect: string, key: string, output: unknown, checkpointId: bigint): void =>
+export const setEffectOutput = (self: StoreState, effect: string, key: string, output: unknown, checkpointId: bigint): void => {
   InMemoryTable.set(effectTable(self, effect).table, Change.set(key, output, checkpointId), self.committed)
+}
 
 /** Appends a processed batch and advances the processed frontier. */
 export const enqueue = (self: StoreState, batch: Batch.Batch): void => {
@@ -136,10 +139,6 @@ export const enqueue = (self: StoreState, batch: Batch.Batch): void => {
   const last = Batch.lastCheckpointId(batch)
   if (last !== undefined && last > self.processed) self.processed = last
 }
-
-/** A write is pending: batches queued, a rollback staged, or dirty chain metadata. */
-export const hasPendingWrite = (self: StoreState): boolean =>
-  self.queue.length > 0 || self.rollback !== undefined || self.chainMetaDirty
 
 /** Batches queued or a rollback staged: work a write of its own must make durable (chain metadata aside). */
 export const hasPendingBatches = (self: StoreState): boolean => self.queue.length > 0 || self.rollback !== undefined
