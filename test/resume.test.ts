@@ -1,10 +1,12 @@
-// Crash-safe resume and reorg equivalence, end to end: the indexer as a child process, SIGKILLed at chosen
-// moments (some land inside writes), restarted each time, on PGlite and on Postgres.
+// Crash-safe resume and reorg equivalence, end to end: the indexer as a child process, SIGKILLed at moments chosen
+// by events (after a commit it reported, inside a write transaction), restarted each time, on PGlite and on Postgres.
+// Every run's tables are compared with what the simulated chain holds, computed from its events.
 import * as fs from "node:fs"
 import * as path from "node:path"
 import { Effect } from "effect"
 import { afterAll, describe, expect, it } from "vitest"
-import { cli, dropSchema, query, root, start, targetArgs, tempDir, type Target } from "./support/cli.js"
+import { cli, dropSchema, freePort, killInsideWrite, metrics, metricValue, query, root, start, targetArgs, tempDir, waitWhileRunning, type Target } from "./support/cli.js"
+import * as Sim from "./support/sim.js"
 
 const indexer = path.join(root, "test/fixtures/counting/indexer.ts")
 const cwd = tempDir("cs-resume-")
@@ -22,9 +24,19 @@ const newTarget = (kind: "pglite" | "postgres"): Target => {
 const tables = (target: Target) =>
   query(target, (sql, schema) =>
     Effect.all({
-      accounts: sql.unsafe<{ id: string; balance: string; label: string }>(`select id, balance::text as balance, label from "${schema}".account order by id`),
-      blocks: sql.unsafe<{ id: string; parity: string; transfers: number }>(`select id, parity, transfers from "${schema}".block_seen order by id`)
+      accounts: Effect.map(sql.unsafe<{ id: string; balance: string; label: string }>(`select id, balance::text as balance, label from "${schema}".account`), Sim.byId),
+      blocks: Effect.map(sql.unsafe<{ id: string; parity: string; transfers: number }>(`select id, parity, transfers::int as transfers from "${schema}".block_seen`), Sim.byId)
     }))
+
+/** The counting fixture's tables after indexing `transfers`: balances, each receiver's label, per block parity and transfers. */
+const expectedTables = (transfers: ReadonlyArray<Sim.Transfer>) => {
+  const perBlock = new Map<number, number>()
+  for (const t of transfers) perBlock.set(t.block, (perBlock.get(t.block) ?? 0) + 1)
+  return {
+    accounts: Sim.byId([...Sim.balances(transfers)].map(([id, balance]) => ({ id, balance: balance.toString(), label: `acct-${id.slice(2, 8)}` }))),
+    blocks: Sim.byId([...perBlock].map(([block, n]) => ({ id: String(block), parity: block % 2 === 0 ? "even" : "odd", transfers: n })))
+  }
+}
 
 const committedLabels = (target: Target) =>
   query(target, (sql, schema) =>
@@ -35,88 +47,98 @@ const committedLabels = (target: Target) =>
     (rows) => new Set(rows.map((r) => (JSON.parse(r.id) as { address: string }).address))
   )
 
-const runArgs = (target: Target, sim: string) => ["run", indexer, "--sim", sim, "--metrics-port", "0", ...targetArgs(target)]
+/** The effect runs the fixture logged (one line per real run), from line `from` on. */
+const effectRuns = (log: string, from: number) => (fs.existsSync(log) ? fs.readFileSync(log, "utf8").split("\n").filter((l) => l.length > 0).slice(from) : [])
+
+const runArgs = (target: Target, sim: string, metricsPort = 0) => ["run", indexer, "--sim", sim, "--metrics-port", String(metricsPort), ...targetArgs(target)]
+
+/** Where a life is killed: once a commit at or past `block` is reported, or inside the first write after that. */
+type KillPoint = { readonly at: "commit" | "write"; readonly block: number }
 
 describe.each(["pglite", "postgres"] as const)("resume on %s", (kind) => {
-  it("SIGKILLed at several moments and restarted, it ends equal to an uninterrupted run and never recomputes a committed effect", async () => {
+  it("SIGKILLed after commits and inside writes and restarted, it ends with the chain's tables and never recomputes a committed effect", async () => {
     const sim = "blocks=150,eventsPerBlock=40,accounts=60,seed=11"
-    const reference = newTarget(kind)
-    const referenceLog = path.join(tempDir("cs-log-"), "effects.log")
-    expect((await cli(runArgs(reference, sim), { cwd, env: { CHAINSTORE_TEST_EFFECT_LOG: referenceLog } })).code).toBe(0)
-    const expected = await tables(reference)
-
     const target = newTarget(kind)
     const log = path.join(tempDir("cs-log-"), "effects.log")
     const env = { CHAINSTORE_TEST_EFFECT_LOG: log, CHAINSTORE_IN_MEMORY_OBJECTS_TARGET: "3000" }
-    // Kill points: ms after the run reports it started; the slow sim keeps each life mid-sync.
-    const killAfter = [250, 700, 120, 1100, 400]
+    // The slow chain (a block per 15 ms from each start) keeps every life mid-sync until its kill point.
+    const killPoints: ReadonlyArray<KillPoint> = [
+      { at: "commit", block: 20 },
+      { at: "write", block: 40 },
+      { at: "commit", block: 70 },
+      { at: "write", block: 90 },
+      { at: "write", block: 110 }
+    ]
     let kills = 0
-    for (const delay of killAfter) {
-      const running = start(runArgs(target, `${sim},blockTimeMs=15`), { cwd, env })
-      await new Promise<void>((resolve) => {
-        const check = setInterval(() => {
-          if (running.output().includes("Indexing into")) {
-            clearInterval(check)
-            setTimeout(resolve, delay)
-          }
-        }, 10)
-      })
-      running.child.kill("SIGKILL")
+    let insideWrites = 0
+    /** Checks a life that started after `committed` labels were stored: it ran no effect for any of them. */
+    const checkLife = (committed: ReadonlySet<string>, from: number, mustProcess: boolean) => {
+      const runs = effectRuns(log, from)
+      const recomputed = runs.filter((l) => l.startsWith("accountLabel ")).map((l) => l.slice("accountLabel ".length)).filter((a) => committed.has(a))
+      expect(recomputed).toEqual([])
+      // It processed blocks, so its label lookups really were answered from what was stored.
+      if (mustProcess) expect(runs.some((l) => l.startsWith("blockParity "))).toBe(true)
+    }
+    for (const point of killPoints) {
+      const committed = await committedLabels(target)
+      // Every account is minted in blocks 1–2: from the second life on, every label is stored, and none may run again.
+      if (kills > 0) expect(committed.size).toBe(60)
+      const from = effectRuns(log, 0).length
+      const port = await freePort()
+      const running = start(runArgs(target, `${sim},blockTimeMs=15`, port), { cwd, env, timeoutMs: 180_000 })
+      try {
+        const reached = await waitWhileRunning(running, () => metrics(port), (t) => metricValue(t, "chainstore_committed_block") >= point.block)
+        if (reached !== undefined && point.at === "commit") running.child.kill("SIGKILL")
+        if (reached !== undefined && point.at === "write" && (await killInsideWrite(running, target)).insideWrite) insideWrites++
+      } finally {
+        running.child.kill("SIGKILL")
+      }
       const result = await running.done
       if (result.code === 0) break // finished before the kill point
+      expect(result.signal, result.stderr).toBe("SIGKILL")
       kills++
-      const committed = await committedLabels(target)
-      const before = fs.existsSync(log) ? fs.readFileSync(log, "utf8").length : 0
-      // The next life must not compute any label whose output was committed.
-      const next = start(runArgs(target, `${sim},blockTimeMs=15`), { cwd, env })
-      await new Promise<void>((resolve) => {
-        const check = setInterval(() => {
-          if (next.output().includes("Indexing into")) {
-            clearInterval(check)
-            setTimeout(resolve, 300)
-          }
-        }, 10)
-      })
-      next.child.kill("SIGKILL")
-      await next.done
-      const recomputed = fs.existsSync(log)
-        ? fs.readFileSync(log, "utf8").slice(before).split("\n").filter((l) => l.startsWith("accountLabel ")).map((l) => l.slice(13))
-        : []
-      expect(recomputed.filter((a) => committed.has(a))).toEqual([])
+      checkLife(committed, from, true)
     }
     expect(kills).toBeGreaterThanOrEqual(3)
+    expect(insideWrites).toBeGreaterThanOrEqual(1)
+    const committed = await committedLabels(target)
+    const from = effectRuns(log, 0).length
     const final = await cli(runArgs(target, sim), { cwd, env })
     expect(final.code, final.stderr).toBe(0)
-    expect(await tables(target)).toEqual(expected)
-  })
+    checkLife(committed, from, false)
+    expect(await tables(target)).toEqual(expectedTables(Sim.transfers(sim)))
+  }, 240_000)
 
-  it("for several seeds, a run with reorgs ends with the tables of a run without; the reorg-sensitive effect reruns only forked blocks", async () => {
+  it("for several seeds, a run with reorgs ends with the chain's tables; the reorg-sensitive effect reruns only forked blocks", async () => {
     for (const seed of [3, 4]) {
       const sim = `blocks=90,eventsPerBlock=20,accounts=25,seed=${seed}`
-      const plain = newTarget(kind)
-      expect((await cli(runArgs(plain, sim), { cwd })).code).toBe(0)
       const forked = newTarget(kind)
       const log = path.join(tempDir("cs-log-"), "effects.log")
       const result = await cli(runArgs(forked, `${sim},reorgEvery=20,reorgDepth=5`), { cwd, env: { CHAINSTORE_TEST_EFFECT_LOG: log } })
       expect(result.code, result.stderr).toBe(0)
-      expect(await tables(forked)).toEqual(await tables(plain))
-      const lines = fs.readFileSync(log, "utf8").trim().split("\n")
+      expect(await tables(forked)).toEqual(expectedTables(Sim.transfers(sim)))
+      const lines = effectRuns(log, 0)
       const parityBlocks = lines.filter((l) => l.startsWith("blockParity ")).map((l) => Number(l.split(" ")[1]))
       const twice = [...new Set(parityBlocks.filter((b, i) => parityBlocks.indexOf(b) !== i))].sort((a, b) => a - b)
       // Forks at tips 20, 40, 60, 80 cover 5 blocks each; only those blocks' inputs ran twice.
       expect(twice).toEqual([16, 17, 18, 19, 20, 36, 37, 38, 39, 40, 56, 57, 58, 59, 60, 76, 77, 78, 79, 80])
+      expect(new Set(parityBlocks).size).toBe(90)
       const labels = lines.filter((l) => l.startsWith("accountLabel "))
       expect(new Set(labels).size).toBe(labels.length)
     }
-  })
+  }, 180_000)
 
   it("a reorg deeper than the window fails with the clear error and leaves the database as it was", async () => {
     const target = newTarget(kind)
-    const result = await cli(runArgs(target, "blocks=200,eventsPerBlock=5,accounts=10,reorgEvery=100,reorgDepth=60"), { cwd })
+    const sim = "blocks=200,eventsPerBlock=5,accounts=10,reorgEvery=100,reorgDepth=60"
+    const result = await cli(runArgs(target, sim), { cwd })
     expect(result.code).toBe(1)
     expect(result.stderr).toMatch(/DeepReorgError: Reorg on chain 1337 at block \d+ is at least \d+ blocks deep, beyond the reorg window of 50 blocks/)
-    const progress = await query(target, (sql, schema) => sql.unsafe<{ progress_block: number }>(`select progress_block from "${schema}".chainstore_chains`))
-    // Nothing after the detection was written: the stored progress is still at or before the fork's tip.
-    expect(progress[0]!.progress_block).toBeLessThanOrEqual(100)
-  })
+    const progress = await query(target, (sql, schema) => sql.unsafe<{ progress_block: number }>(`select progress_block::int as progress_block from "${schema}".chainstore_chains`))
+    // Nothing after the detection was written: the stored progress is at or before the fork's tip, and the tables
+    // are those of the chain as served up to it (blocks 41–100 as the fork whose tip is block 100).
+    const stored = progress[0]!.progress_block
+    expect(stored).toBeLessThanOrEqual(100)
+    expect(await tables(target)).toEqual(expectedTables(Sim.transfers(sim, { upTo: stored, variantOf: (block) => (block > 40 ? 100 : 0) })))
+  }, 120_000)
 })

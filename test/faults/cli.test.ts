@@ -6,6 +6,7 @@ import * as path from "node:path"
 import { Effect } from "effect"
 import { afterAll, describe, expect, it } from "vitest"
 import { cli, dropSchema, freePort, query, root, start, tempDir, waitFor } from "../support/cli.js"
+import * as Sim from "../support/sim.js"
 
 const failing = path.join(root, "test/fixtures/failing/indexer.ts")
 const cwd = tempDir("cs-faults-")
@@ -21,22 +22,34 @@ const newSchema = () => {
 const pg = "postgres://postgres@127.0.0.1:5432/test"
 
 describe("a handler that throws", () => {
-  it("exits 1 naming chain, block, log index, tx hash and handler; the batches before it are written, its own is not", async () => {
+  it("exits 1 naming chain, block, log index, tx hash and handler; what was committed stays, its batch is not written", async () => {
     const schema = newSchema()
-    const result = await cli(["run", failing, "--db", pg, "--schema", schema, "--metrics-port", "0"], { cwd, env: { FAIL_AT: "17:4", CHAINSTORE_IN_MEMORY_OBJECTS_TARGET: "100000" } })
+    const args = ["run", failing, "--db", pg, "--schema", schema, "--metrics-port", "0"]
+    // The fixture's chain: SimChain.source({ blocks: 40, eventsPerBlock: 10, accounts: 20 }).
+    const transfers = Sim.transfers("blocks=40,eventsPerBlock=10,accounts=20")
+    const balances = (upTo: number) =>
+      Sim.byId([...Sim.balances(transfers.filter((t) => t.block <= upTo))].map(([id, balance]) => ({ id, balance: balance.toString() })))
+    const state = () =>
+      query({ _tag: "postgres", schema }, (sql, s) =>
+        Effect.all({
+          progress: Effect.map(sql.unsafe<{ progress_block: number }>(`select progress_block::int as progress_block from "${s}".chainstore_chains`), (rows) => rows.map((r) => r.progress_block)),
+          accounts: Effect.map(sql.unsafe<{ id: string; balance: string }>(`select id, balance::text as balance from "${s}".account`), Sim.byId)
+        }))
+    const first = await cli([...args, "--end-block", "10"], { cwd })
+    expect(first.code, first.stderr).toBe(0)
+    const result = await cli(args, { cwd, env: { FAIL_AT: "17:4", CHAINSTORE_IN_MEMORY_OBJECTS_TARGET: "100000" } })
     expect(result.code).toBe(1)
     expect(result.stderr).toMatch(/HandlerError: Handler Token\.Transfer failed on chain 1337, block 17, log index 4, tx 0x[0-9a-f]{64}: balance feed is inconsistent/)
-    const state = await query({ _tag: "postgres", schema }, (sql, s) =>
-      Effect.all({
-        chain: sql.unsafe<{ progress_block: number }>(`select progress_block from "${s}".chainstore_chains`),
-        accounts: sql.unsafe<{ n: string }>(`select count(*)::text as n from "${s}".account`)
-      }))
-    // Batches are whole blocks here (batch size 5000 > a block), so what was committed ends before block 17's batch.
-    expect(state.chain[0]!.progress_block).toBeLessThan(17)
+    // What is stored is exactly the chain up to the committed block, which is before block 17's batch.
+    const stopped = await state()
+    expect(stopped.progress[0]).toBeGreaterThanOrEqual(10)
+    expect(stopped.progress[0]).toBeLessThan(17)
+    expect(stopped.accounts).toEqual(balances(stopped.progress[0]!))
     // Restarting without the fault resumes and finishes.
-    const again = await cli(["run", failing, "--db", pg, "--schema", schema, "--metrics-port", "0"], { cwd })
+    const again = await cli(args, { cwd })
     expect(again.code, again.stderr).toBe(0)
-  })
+    expect(await state()).toEqual({ progress: [40], accounts: balances(40) })
+  }, 120_000)
 })
 
 describe("indexer modules", () => {
@@ -146,5 +159,5 @@ describe("secrets", () => {
       expect(output).not.toContain("pa55-word-XYZ")
       expect(output).not.toContain("KEY-abcdef123456")
     }
-  })
+  }, 180_000)
 })

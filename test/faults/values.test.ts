@@ -1,6 +1,6 @@
 // Bad values from handlers: typed errors naming entity, field and event, before the batch is written.
 import { assert, describe, it } from "@effect/vitest"
-import { Effect, Layer, Schema } from "effect"
+import { Cause, Effect, Layer, Schema } from "effect"
 import { Config, Entity, Errors, Indexer, Runtime, Source, Storage } from "@chainstore/core"
 import { erc20Abi, TOKEN, ZERO, account } from "../../packages/core/test/fixtures.js"
 
@@ -23,6 +23,13 @@ const run = (handler: Indexer.Handler<{ readonly to: string; readonly value: big
     return { error, rows: yield* memory.rows("Holding"), status: yield* (yield* Storage.Storage).status }
   }).pipe(Effect.provide(Layer.fresh(Storage.layerMemory)), Effect.provide(Config.layer({ batchSize: 1 })))
 
+/** The EntityValidationError a handler's failure carries (its cause is the handler's Cause). */
+const invalidValue = (cause: unknown): Errors.EntityValidationError => {
+  const squashed = Cause.isCause(cause) ? Cause.squash(cause) : cause
+  assert.instanceOf(squashed, Errors.EntityValidationError)
+  return squashed as Errors.EntityValidationError
+}
+
 describe("bad values", () => {
   it.effect("a bigint outside numeric(78,0) is refused naming entity, field and event; earlier batches stay written", () =>
     Effect.gen(function*() {
@@ -31,7 +38,7 @@ describe("bad values", () => {
       assert.instanceOf(error, Errors.HandlerError)
       const cause = (error as Errors.HandlerError).cause
       assert.match((error as Errors.HandlerError).message, /Holding 0x0+4 is invalid \(event ERC20\.Transfer on chain 1, block 4, log index 0\): amount = 1000+ does not fit numeric\(78,0\)/)
-      assert.isDefined(cause)
+      assert.deepInclude(invalidValue(cause), { entity: "Holding", entityId: account(3), field: "amount" })
       assert.strictEqual(rows.size, 3)
       assert.strictEqual(status.chains[0]!.progressBlock, 3)
     }))
@@ -44,6 +51,7 @@ describe("bad values", () => {
       const message = (error as Errors.HandlerError).message
       assert.match(message, /Holding 0x0+2 is invalid \(event ERC20\.Transfer on chain 1, block 2, log index 0\)/)
       assert.match(message, /note/)
+      assert.deepInclude(invalidValue((error as Errors.HandlerError).cause), { entity: "Holding", entityId: account(1) })
       assert.strictEqual(rows.size, 1)
     }))
 })

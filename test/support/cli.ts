@@ -1,13 +1,14 @@
-/** Runs the real `chainstore` command as a child process, and reads what it wrote. */
+/** Runs the real `chainstore` command as a child process, reads what it wrote, and kills it (or its database backend) at chosen events. */
 import { spawn, type ChildProcess } from "node:child_process"
 import * as fs from "node:fs"
 import * as net from "node:net"
 import * as os from "node:os"
 import * as path from "node:path"
 import { fileURLToPath } from "node:url"
-import { Effect, Layer, Redacted } from "effect"
+import { Clock, Effect, Layer, Redacted } from "effect"
 import { SqlClient } from "effect/sql"
 import { Embedded } from "@chainstore/persistence"
+import { byId } from "./sim.js"
 
 export const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), "../..")
 export const bin = path.join(root, "node_modules/.bin/chainstore")
@@ -16,6 +17,7 @@ export const postgresUrl = "postgres://postgres@127.0.0.1:5432/test"
 
 export interface Result {
   readonly code: number | null
+  readonly signal: NodeJS.Signals | null
   readonly stdout: string
   readonly stderr: string
 }
@@ -39,9 +41,9 @@ export const start = (args: ReadonlyArray<string>, options: { readonly cwd: stri
   child.stderr!.on("data", (d) => (stderr += d))
   const timer = setTimeout(() => child.kill("SIGKILL"), options.timeoutMs ?? 120_000)
   const done = new Promise<Result>((resolve) =>
-    child.on("exit", (code) => {
+    child.on("exit", (code, signal) => {
       clearTimeout(timer)
-      resolve({ code, stdout, stderr })
+      resolve({ code, signal, stdout, stderr })
     })
   )
   return { child, output: () => stdout + stderr, done }
@@ -65,9 +67,19 @@ export const freePort = (): Promise<number> =>
 
 /** Resolves once `predicate` holds on what `probe` returns, polling every `everyMs` (up to `timeoutMs`). */
 export const waitFor = async <A>(probe: () => Promise<A>, predicate: (a: A) => boolean, timeoutMs = 60_000, everyMs = 100): Promise<A> => {
+  const found = await poll(probe, predicate, timeoutMs, everyMs, () => false)
+  return found as A
+}
+
+/** As `waitFor`, while `running` runs: undefined once it has exited without the condition holding. */
+export const waitWhileRunning = <A>(running: Running, probe: () => Promise<A>, predicate: (a: A) => boolean, timeoutMs = 120_000, everyMs = 25): Promise<A | undefined> =>
+  poll(probe, predicate, timeoutMs, everyMs, () => running.child.exitCode !== null || running.child.signalCode !== null)
+
+const poll = async <A>(probe: () => Promise<A>, predicate: (a: A) => boolean, timeoutMs: number, everyMs: number, stop: () => boolean): Promise<A | undefined> => {
   const deadline = Date.now() + timeoutMs
   let last: A | undefined
   while (Date.now() < deadline) {
+    if (stop()) return undefined
     try {
       last = await probe()
       if (predicate(last)) return last
@@ -78,6 +90,13 @@ export const waitFor = async <A>(probe: () => Promise<A>, predicate: (a: A) => b
   }
   throw new Error(`condition not met in ${timeoutMs} ms; last: ${String(last)}`)
 }
+
+/** The value of a metric's first series in Prometheus text; NaN when it is absent. */
+export const metricValue = (text: string, name: string): number =>
+  Number(new RegExp(`^${name}(?:\\{[^}]*\\})? (\\S+)$`, "m").exec(text)?.[1] ?? Number.NaN)
+
+/** `/metrics` of a run's metrics server on `port`. */
+export const metrics = (port: number): Promise<string> => fetch(`http://127.0.0.1:${port}/metrics`).then((r) => r.text())
 
 export type Target = { readonly _tag: "pglite"; readonly dataDir: string } | { readonly _tag: "postgres"; readonly schema: string }
 
@@ -98,13 +117,14 @@ export const query = <A>(target: Target, f: (sql: SqlClient.SqlClient, schema: s
   )
 }
 
-/** The example's tables as sorted plain rows, for equality between runs. */
+/** The example's tables as plain rows sorted by id, to compare with `sim.exampleTables`. */
 export const exampleTables = (target: Target) =>
   query(target, (sql, schema) =>
     Effect.all({
-      accounts: sql.unsafe<{ id: string; balance: string }>(`select id, balance::text as balance from "${schema}".account order by id`),
-      tokens: sql.unsafe<{ id: string; total_supply: string; transfers: number }>(
-        `select id, total_supply::text as total_supply, transfers from "${schema}".token order by id`
+      accounts: Effect.map(sql.unsafe<{ id: string; balance: string }>(`select id, balance::text as balance from "${schema}".account`), byId),
+      tokens: Effect.map(
+        sql.unsafe<{ id: string; total_supply: string; transfers: number }>(`select id, total_supply::text as total_supply, transfers::int as transfers from "${schema}".token`),
+        byId
       ),
       transfers: sql.unsafe<{ n: string }>(`select count(*)::text as n from "${schema}".transfer`)
     }))
@@ -114,3 +134,101 @@ export const dropSchema = (schema: string) =>
     const sql = yield* SqlClient.SqlClient
     yield* sql.unsafe(`drop schema if exists "${schema}" cascade`)
   }).pipe(Effect.scoped, Effect.provide(Layer.fresh(Embedded.layerPostgres({ url: Redacted.make(postgresUrl) })))))
+
+// ---------------------------------------------------------------------------------------------------------------
+// Kills inside writes
+
+/** Re-runs `probe` every 20 ms until it gives a value, or undefined once `stop()` holds; dies after `timeoutMs`. */
+const eventually = <A, E>(probe: Effect.Effect<A | undefined, E>, stop: () => boolean = () => false, timeoutMs = 120_000) =>
+  Effect.gen(function*() {
+    const deadline = (yield* Clock.currentTimeMillis) + timeoutMs
+    while (!stop()) {
+      const found = yield* probe
+      if (found !== undefined) return found
+      if ((yield* Clock.currentTimeMillis) > deadline) return yield* Effect.die(new Error(`no event in ${timeoutMs} ms`))
+      yield* Effect.sleep("20 millis")
+    }
+    return undefined
+  })
+
+/** The progress `schema` stores for its chain once a commit takes it past `block` (its tables may not exist yet). */
+export const committedPast = (sql: SqlClient.SqlClient, schema: string, block: number, stop: () => boolean = () => false) =>
+  eventually(
+    sql.unsafe<{ progress: number }>(`select progress_block::int as progress from "${schema}".chainstore_chains`).pipe(
+      Effect.map((rows) => (rows[0] !== undefined && rows[0].progress > block ? rows[0].progress : undefined)),
+      Effect.catch(() => Effect.succeed(undefined))
+    ),
+    stop
+  )
+
+/** A backend waiting on a lock this session holds (the held writer), once one waits; undefined if `stop()` holds first. */
+export const blockedWriter = (sql: SqlClient.SqlClient, stop: () => boolean = () => false) =>
+  // pg_locks is read live (pg_stat_activity keeps one snapshot per transaction).
+  eventually(Effect.map(sql.unsafe<{ pid: number }>(`select pid from pg_locks where not granted and pg_backend_pid() = any(pg_blocking_pids(pid))`), (rows) => rows[0]?.pid), stop)
+
+/** Waits until backend `pid` has ended. */
+const backendGone = (sql: SqlClient.SqlClient, pid: number) =>
+  eventually(Effect.map(
+    // Within a transaction pg_stat_activity is a snapshot taken at its first read: drop it each time.
+    Effect.andThen(sql.unsafe(`select pg_stat_clear_snapshot()`), sql.unsafe(`select 1 from pg_stat_activity where pid = $1`, [pid])),
+    (rows) => (rows.length === 0 ? true : undefined)
+  ))
+
+/** The real fault: terminates backend `pid` (pg_terminate_backend, as an admin or a failover does) and waits until it is gone. */
+export const terminateBackend = (sql: SqlClient.SqlClient, pid: number) =>
+  Effect.andThen(sql.unsafe(`select pg_terminate_backend($1)`, [pid]), backendGone(sql, pid))
+
+/**
+ * Runs `use` in a transaction holding a SHARE lock on `schema`'s chainstore_state: every batch write updates it inside
+ * its transaction, after writing its rows, so the writer waits there (see `blockedWriter`) until the lock goes with `use`'s end.
+ */
+export const holdingWrites = <A, E, R>(sql: SqlClient.SqlClient, schema: string, use: Effect.Effect<A, E, R>) =>
+  sql.withTransaction(Effect.andThen(sql.unsafe(`lock table "${schema}".chainstore_state in share mode`), use))
+
+/** Whether a kill landed inside a write transaction (which then could not commit). */
+export interface Kill {
+  readonly insideWrite: boolean
+}
+
+/**
+ * SIGKILLs `running`, which indexes into `target`, while its writer is inside a write transaction, and waits for it to
+ * exit (not inside a write when the run ends before writing again).
+ * Postgres: the writer is held by `holdingWrites` until the kill; after it the dead client's backend ends and rolls back.
+ * PGlite (no second session to lock from): the kill goes at the first write to the table files from now on, a
+ * transaction storing rows; it was inside it when no WAL was written from then to the exit (a commit writes WAL first).
+ */
+export const killInsideWrite = (running: Running, target: Target): Promise<Kill> =>
+  target._tag === "postgres" ? killHeldWriter(running, target.schema) : killAtNextTableWrite(running, target.dataDir)
+
+const killHeldWriter = (running: Running, schema: string): Promise<Kill> =>
+  Effect.runPromise(Effect.gen(function*() {
+    const sql = yield* SqlClient.SqlClient
+    const exited = () => running.child.exitCode !== null || running.child.signalCode !== null
+    const writer = yield* holdingWrites(sql, schema, Effect.gen(function*() {
+      const pid = yield* blockedWriter(sql, exited)
+      if (pid === undefined) return undefined
+      running.child.kill("SIGKILL")
+      yield* Effect.promise(() => running.done)
+      return pid
+    }))
+    if (writer === undefined) return { insideWrite: false }
+    // The next run must not meet the orphaned transaction's row locks.
+    yield* backendGone(sql, writer)
+    return { insideWrite: true }
+  }).pipe(Effect.scoped, Effect.provide(Layer.fresh(Embedded.layerPostgres({ url: Redacted.make(postgresUrl), maxConnections: 1 })))))
+
+const killAtNextTableWrite = (running: Running, dataDir: string): Promise<Kill> => {
+  const pgdata = path.join(dataDir, "pgdata")
+  const wal = () =>
+    fs.readdirSync(path.join(pgdata, "pg_wal")).filter((f) => /^[0-9A-F]{24}$/.test(f)).map((f) => `${f}:${fs.statSync(path.join(pgdata, "pg_wal", f)).mtimeMs}`).join()
+  const armed = wal()
+  let killed = false
+  const watcher = fs.watch(path.join(pgdata, "base"), { recursive: true }, () => {
+    killed = true
+    running.child.kill("SIGKILL")
+  })
+  return running.done.then(() => {
+    watcher.close()
+    return { insideWrite: killed && wal() === armed }
+  })
+}

@@ -1,5 +1,6 @@
 import { assert, describe, it } from "@effect/vitest"
-import { Deferred, Effect, Fiber, Layer, Schema } from "effect"
+import { Clock, Deferred, Effect, Fiber, Layer, Schema } from "effect"
+import { TestClock } from "effect/testing"
 import { Config, EffectCache, ExternalEffect, Indexer, PersistenceCycle, Runtime, Source, Storage, Store } from "@chainstore/core"
 import { ZERO, account, batchOf, erc20Abi, makeCounter, makeIndexer, services } from "./fixtures.js"
 
@@ -65,12 +66,54 @@ describe("EffectCache", () => {
         run: () => Effect.andThen(Effect.sync(() => runs++), Effect.as(Deferred.await(gate), { symbol: "X", decimals: 1 }))
       })
       const fibers = yield* Effect.forEach([1, 2, 3], () => Effect.forkChild(cache.call(slow, { address: "0xa" }, 1n)))
-      for (let i = 0; i < 50; i++) yield* Effect.yieldNow
+      // All three are waiting on the one run before it may finish: dedup, not a cache hit after the fact.
+      for (let i = 0; i < 10_000 && (yield* cache.stats).get("tokenInfo")?.misses !== 1; i++) yield* Effect.yieldNow
+      for (let i = 0; i < 100; i++) yield* Effect.yieldNow
+      assert.strictEqual(runs, 1)
+      assert.deepStrictEqual(fibers.map((f) => f.pollUnsafe()), [undefined, undefined, undefined])
       yield* Deferred.succeed(gate, undefined)
       const outputs = yield* Effect.forEach(fibers, Fiber.join)
       assert.strictEqual(runs, 1)
       assert.deepStrictEqual(outputs, [{ symbol: "X", decimals: 1 }, { symbol: "X", decimals: 1 }, { symbol: "X", decimals: 1 }])
     }).pipe(Effect.provide(services(makeIndexer({ source: Source.memory([]).source, endBlock: 1 })))))
+
+  it.effect("rate limits hold per effect: each effect's calls are spaced by its own limit, on the TestClock", () => {
+    const ran: Array<string> = []
+    const limited = <const Name extends string>(name: Name, calls: number) =>
+      ExternalEffect.make({
+        name,
+        input: Schema.Struct({ n: Schema.Number }),
+        output: Schema.Number,
+        rateLimit: { calls, per: "1 second" },
+        run: ({ n }) => Effect.map(Clock.currentTimeMillis, (now) => {
+          ran.push(`${name}@${now}`)
+          return n
+        })
+      })
+    const fast = limited("fast", 2)
+    const slow = limited("slow", 1)
+    const indexer = Indexer.make({
+      entities: [],
+      effects: [fast, slow],
+      chains: [{ id: 1, source: Source.memory([]).source, startBlock: 1, endBlock: 1, contracts: [] }],
+      handlers: {}
+    })
+    return Effect.gen(function*() {
+      const cache = yield* EffectCache.EffectCache
+      const fibers = yield* Effect.forEach([1, 2, 3, 4, 5], (n) =>
+        Effect.forkChild(Effect.all([cache.call(fast, { n }, 1n), cache.call(slow, { n }, 1n)], { concurrency: 2 })))
+      for (let i = 0; i < 10_000 && ran.length < 3; i++) yield* Effect.yieldNow
+      yield* TestClock.adjust("999 millis")
+      assert.deepStrictEqual([...ran].sort(), ["fast@0", "fast@0", "slow@0"])
+      yield* TestClock.adjust("1 millis")
+      assert.strictEqual(ran.length, 6)
+      yield* TestClock.adjust("10 seconds")
+      assert.deepStrictEqual(yield* Effect.forEach(fibers, Fiber.join), [[1, 1], [2, 2], [3, 3], [4, 4], [5, 5]])
+      const at = (name: string) => ran.filter((r) => r.startsWith(`${name}@`)).map((r) => Number(r.slice(name.length + 1)))
+      assert.deepStrictEqual(at("fast"), [0, 0, 1000, 1000, 2000])
+      assert.deepStrictEqual(at("slow"), [0, 1000, 2000, 3000, 4000])
+    }).pipe(Effect.provide(services(indexer)))
+  })
 
   it.effect("cache: false outputs are never persisted and run again after eviction", () =>
     Effect.gen(function*() {

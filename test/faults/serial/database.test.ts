@@ -1,14 +1,30 @@
-// The database fails under a running indexer: backends killed inside writes, killed on every attempt, and the
-// whole cluster stopped. Runs alone (vitest.serial.config.ts): it disturbs every connection to the server.
+// The database fails under a running indexer: backends killed inside writes (the writer is held inside its write
+// transaction by a lock, then its backend is terminated), killed on every attempt, and the whole cluster stopped.
+// Runs alone (vitest.serial.config.ts): it disturbs every connection to the server.
 import { execFileSync } from "node:child_process"
 import * as fs from "node:fs"
 import * as path from "node:path"
-import { Duration, Effect, Fiber, Layer, Redacted } from "effect"
+import { Duration, Effect, Fiber, Layer, Logger, Redacted } from "effect"
 import { SqlClient } from "effect/sql"
 import { afterAll, describe, expect, it } from "vitest"
-import { Config, Runtime } from "@chainstore/core"
+import { Config, type Indexer, Runtime, SimChain } from "@chainstore/core"
 import { Embedded, PgStorage } from "@chainstore/persistence"
-import { cli, dropSchema, exampleTables, example, postgresUrl, root, start, tempDir, waitFor } from "../../support/cli.js"
+import {
+  blockedWriter,
+  cli,
+  committedPast,
+  dropSchema,
+  example,
+  exampleTables,
+  holdingWrites,
+  postgresUrl,
+  root,
+  start,
+  tempDir,
+  terminateBackend,
+  waitFor
+} from "../../support/cli.js"
+import * as Sim from "../../support/sim.js"
 
 const cwd = tempDir("cs-db-faults-")
 const schemas: Array<string> = []
@@ -21,20 +37,9 @@ const newSchema = () => {
   return schema
 }
 const sim = "blocks=300,eventsPerBlock=100,accounts=500,seed=5"
+const expected = Sim.exampleTables(sim)
 const runArgs = (schema: string, simText = sim) =>
   ["run", example, "--sim", simText, "--db", postgresUrl, "--schema", schema, "--metrics-port", "0"]
-
-/** Terminates backends working inside a transaction on `schema`'s tables (the writer), from another session. */
-const killWriters = (sql: SqlClient.SqlClient, schema: string) =>
-  Effect.map(
-    sql.unsafe<{ pid: number }>(
-      `select pg_terminate_backend(pid) as killed, pid from pg_stat_activity
-       where datname = 'test' and pid <> pg_backend_pid() and xact_start is not null
-         and query ilike $1 and query ~* '^\\s*(insert|delete|update)'`,
-      [`%"${schema}"%`]
-    ),
-    (rows) => rows.length
-  )
 
 const admin = Embedded.layerPostgres({ url: Redacted.make(postgresUrl), maxConnections: 1 })
 
@@ -43,76 +48,81 @@ const pgCluster = (action: "start" | "stop") => {
   execFileSync("pg_ctlcluster", ["--skip-systemctl-redirect", version, "main", action, ...(action === "stop" ? ["-m", "fast"] : [])], { stdio: "ignore" })
 }
 
-const reference = (() => {
-  let tables: Promise<Awaited<ReturnType<typeof exampleTables>>> | undefined
-  return () => {
-    tables ??= (async () => {
-      const schema = newSchema()
-      const result = await cli(runArgs(schema), { cwd })
-      expect(result.code, result.stderr).toBe(0)
-      return exampleTables({ _tag: "postgres", schema })
-    })()
-    return tables
-  }
-})()
+/** Log messages of a run in this process, as text. */
+const capturedLogs = (into: Array<string>) =>
+  Logger.layer([Logger.make((options) => {
+    const message = options.message
+    into.push(Array.isArray(message) ? message.map(String).join(" ") : String(message))
+  })])
 
 describe("database connection killed mid-write", () => {
-  it("re-runs the transaction with backoff and ends equal to an uninterrupted run", async () => {
-    const expected = await reference()
+  it("a write whose backend is killed inside its transaction on three attempts is re-run with backoff; the run ends with the chain's tables", async () => {
     const schema = newSchema()
-    const indexer = (await import(path.join(root, "examples/erc20/indexer.ts"))).default
-    const { SimChain } = await import("@chainstore/core")
-    const params = Object.fromEntries(sim.split(",").map((kv) => kv.split("=")).map(([k, v]) => [k!, Number(v)]))
-    const simIndexer = { ...indexer, chains: indexer.chains.map((c: { endBlock?: number }) => ({ ...c, source: SimChain.source(params) })) }
-    const kills = await Effect.runPromise(Effect.gen(function*() {
+    const erc20 = (await import(path.join(root, "examples/erc20/indexer.ts"))).default as Indexer.Indexer
+    // A block per 5 ms: the run is still writing after its first commit.
+    const source = SimChain.source(Effect.runSync(SimChain.parse(`${sim},blockTimeMs=5`)))
+    const simIndexer: Indexer.Indexer = { ...erc20, chains: erc20.chains.map((c) => ({ ...c, source })) }
+    const logs: Array<string> = []
+    const killed = await Effect.runPromise(Effect.gen(function*() {
       const sql = yield* SqlClient.SqlClient
-      let killed = 0
-      const killer = yield* Effect.forkChild(Effect.gen(function*() {
-        while (killed < 3) {
-          killed += yield* killWriters(sql, schema)
-          yield* Effect.sleep("5 millis")
-        }
-      }))
-      yield* Runtime.run(simIndexer).pipe(
+      const run = yield* Effect.forkChild(Runtime.run(simIndexer).pipe(
         Effect.provide(PgStorage.layer({ schema })),
         Effect.provide(Layer.fresh(Embedded.layerPostgres({ url: Redacted.make(postgresUrl) }))),
-        Effect.provide(Config.layer({ batchSize: 2000, storageRetryBase: Duration.millis(50) }))
-      )
-      yield* Fiber.interrupt(killer)
-      return killed
+        Effect.provide(Config.layer({ batchSize: 2000, storageRetryBase: Duration.millis(50) })),
+        Effect.provide(capturedLogs(logs))
+      ))
+      const finished = () => run.pollUnsafe() !== undefined
+      yield* committedPast(sql, schema, 0, finished)
+      // The next write is held inside its transaction and its backend terminated, on three attempts; the fourth may commit.
+      const pids = yield* holdingWrites(sql, schema, Effect.gen(function*() {
+        const pids: Array<number> = []
+        while (pids.length < 3) {
+          const pid = yield* blockedWriter(sql, finished)
+          if (pid === undefined) break
+          yield* terminateBackend(sql, pid)
+          pids.push(pid)
+        }
+        return pids
+      }))
+      yield* Fiber.join(run)
+      return pids
     }).pipe(Effect.scoped, Effect.provide(admin)))
-    expect(kills).toBeGreaterThanOrEqual(1)
+    expect(killed).toHaveLength(3)
+    expect(logs.filter((l) => l.startsWith("Storage writeBatch failed (") && l.endsWith("); trying again"))).toHaveLength(3)
     expect(await exampleTables({ _tag: "postgres", schema })).toEqual(expected)
-  })
+  }, 180_000)
 })
 
 describe("database down beyond the retry budget", () => {
-  it("killed on every attempt: exits 1 naming the failure, and a restart ends equal to an uninterrupted run", async () => {
-    const expected = await reference()
+  it("killed on every attempt: exits 1 naming the failure, and a restart ends with the chain's tables", async () => {
     const schema = newSchema()
     const running = start(runArgs(schema, `${sim},blockTimeMs=5`), { cwd })
-    await waitFor(async () => running.output(), (o) => o.includes("Indexing into"))
-    let kills = 0
-    const killing = Effect.runPromise(Effect.gen(function*() {
+    const exited = () => running.child.exitCode !== null
+    // After its first commit, every write is held inside its transaction and its backend terminated, until the run gives up.
+    const kills = await Effect.runPromise(Effect.gen(function*() {
       const sql = yield* SqlClient.SqlClient
-      while (running.child.exitCode === null) {
-        kills += yield* killWriters(sql, schema)
-        yield* Effect.sleep("2 millis")
-      }
+      yield* committedPast(sql, schema, 0)
+      return yield* holdingWrites(sql, schema, Effect.gen(function*() {
+        let kills = 0
+        for (let pid = yield* blockedWriter(sql, exited); pid !== undefined; pid = yield* blockedWriter(sql, exited)) {
+          yield* terminateBackend(sql, pid)
+          kills++
+        }
+        return kills
+      }))
     }).pipe(Effect.scoped, Effect.provide(admin)))
     const result = await running.done
-    await killing
     expect(result.code).toBe(1)
-    expect(kills).toBeGreaterThanOrEqual(5)
+    // Config.defaults.storageAttempts: one write, tried that often.
+    expect(kills).toBe(Config.defaults.storageAttempts)
     expect(result.stderr).toMatch(/WriteFailed: Failed writing batch to the database: .*(terminat|connection|57P01)/i)
     expect(result.stderr.match(/Failed writing batch/g)?.length).toBe(1)
     const again = await cli(runArgs(schema), { cwd })
     expect(again.code, again.stderr).toBe(0)
     expect(await exampleTables({ _tag: "postgres", schema })).toEqual(expected)
-  })
+  }, 180_000)
 
-  it("cluster stopped: exits 1 naming the failure; after it is back a restart ends equal to an uninterrupted run", async () => {
-    const expected = await reference()
+  it("cluster stopped: exits 1 naming the failure; after it is back a restart ends with the chain's tables", async () => {
     const schema = newSchema()
     const running = start(runArgs(schema, `${sim},blockTimeMs=40`), { cwd })
     await waitFor(async () => running.output(), (o) => o.includes("chain 1337: block"), 60_000)
@@ -129,5 +139,5 @@ describe("database down beyond the retry budget", () => {
     const again = await cli(runArgs(schema), { cwd })
     expect(again.code, again.stderr).toBe(0)
     expect(await exampleTables({ _tag: "postgres", schema })).toEqual(expected)
-  })
+  }, 180_000)
 })
