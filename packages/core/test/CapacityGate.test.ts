@@ -19,13 +19,13 @@ describe("CapacityGate", () => {
       // 11 entries ≥ target 8: dropping the 6 committed ones is enough; the db-loaded ones stay warm.
       yield* gate.awaitCapacity
       assert.isUndefined(store.getEntity("Account", "w0"))
-      assert.isDefined(store.getEntity("Account", "db0"))
+      assert.deepStrictEqual(store.getEntity("Account", "db0"), Change.set("db0", account("db0", 1n), 0n))
       assert.strictEqual(store.counts().total, 5)
       // Uncommitted changes push it over again: now db-loaded entries go too, the uncommitted stay.
       for (let i = 0; i < 4; i++) store.setEntity("Account", Change.set(`u${i}`, account(`u${i}`, 3n), 2n))
       yield* gate.awaitCapacity
       assert.isUndefined(store.getEntity("Account", "db0"))
-      assert.isDefined(store.getEntity("Account", "u3"))
+      assert.deepStrictEqual(store.getEntity("Account", "u3"), Change.set("u3", account("u3", 3n), 2n))
       assert.strictEqual(store.counts().total, 4)
     }).pipe(Effect.provide(services(indexer, { objectsTarget: 8 }))))
 
@@ -80,7 +80,7 @@ describe("CapacityGate", () => {
       yield* cycle.commitBatch(batchOf([1n], { itemsPer: 4 }))
       const failed = yield* Effect.flip(cycle.flush)
       yield* cycle.commitBatch(batchOf([2n], { itemsPer: 10 }))
-      assert.isTrue(store.counts().total >= 5 && store.queuedBatches() > 0)
+      assert.deepStrictEqual([store.counts().total, store.queuedBatches()], [10, 1])
       assert.strictEqual(yield* Effect.flip(gate.awaitCapacity), failed)
     }).pipe(Effect.provide(services(indexer, { objectsTarget: 5 }))))
 })

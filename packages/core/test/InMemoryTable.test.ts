@@ -35,7 +35,7 @@ describe("InMemoryTable", () => {
     InMemoryTable.set(t, Change.set("c", row("c", 1), 1n), 0n)
     InMemoryTable.set(t, Change.set("u", row("u", 1), 5n), 0n)
     assert.strictEqual(InMemoryTable.dropCommitted(t, 1n, true), 1)
-    assert.isDefined(InMemoryTable.get(t, "db"))
+    assert.deepStrictEqual(InMemoryTable.get(t, "db"), Change.set("db", row("db", 0), 0n))
     assert.strictEqual(InMemoryTable.get(t, "absent")?._tag, "Delete")
     assert.strictEqual(InMemoryTable.dropCommitted(t, 1n, false), 2)
     assert.deepStrictEqual([...t.latest.keys()], ["u"])

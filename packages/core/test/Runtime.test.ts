@@ -84,7 +84,9 @@ describe("Runtime on a fresh database", () => {
       const calls = yield* memory.calls
       assert.isTrue((calls.get("loadByIds:Account") ?? 0) > 0, JSON.stringify([...calls]))
       const rows = yield* memory.rows("Account")
-      for (const [id, balance] of expectedBalances(blocks)) assert.strictEqual((rows.get(id) as { balance: bigint }).balance, balance)
+      const expected = expectedBalances(blocks)
+      assert.strictEqual(rows.size, expected.size)
+      for (const [id, balance] of expected) assert.strictEqual((rows.get(id) as { balance: bigint }).balance, balance)
     }).pipe(Effect.provide(Storage.layerMemory), Effect.provide(Config.layer({ batchSize: 30, objectsTarget: 20 }))))
 })
 
@@ -106,6 +108,7 @@ describe("Fetching ahead", () => {
       yield* Runtime.run(makeIndexer({ source: counting, endBlock: 200 }))
       // The first request is blind (100 blocks); then 2 × 100 events / 50 per block = 4 blocks.
       assert.strictEqual(spans[0], 100)
-      assert.isTrue(spans.slice(1).every((n) => n <= 4), JSON.stringify(spans))
+      const rest = spans.slice(1)
+      assert.isTrue(rest.length > 0 && rest.every((n) => n === 4), JSON.stringify(spans))
     }).pipe(Effect.provide(Storage.layerMemory), Effect.provide(Config.layer({ batchSize: 100 }))))
 })

@@ -82,11 +82,11 @@ describe("StoreState", () => {
     set(self, "u", 1n, 2n)
     self.committed = 1n
     assert.strictEqual(State.dropCommitted(self, true), 1)
-    assert.isDefined(value(self, "db"))
+    assert.deepStrictEqual(value(self, "db"), Change.set("db", acct("db", 9n), 0n))
     assert.isFalse(self.complete.has("Account"), "an evicted table is no longer complete")
     assert.strictEqual(State.dropCommitted(self, false), 1)
     assert.isUndefined(value(self, "db"))
-    assert.isDefined(value(self, "u"))
+    assert.deepStrictEqual(value(self, "u"), Change.set("u", acct("u", 1n), 2n))
     assert.strictEqual(State.counts(self).entityChanges, 1)
   })
 
@@ -106,7 +106,7 @@ describe("StoreState", () => {
     State.stageRollback(self, 1n, diff, [{ chainId: 1, progressBlock: 1, sourceBlock: 9, eventsProcessed: 1, firstEventBlock: 1 }])
     assert.strictEqual(self.processed, 4n)
     assert.isUndefined(State.effectTable(self, "price").table.latest.get("eth2"))
-    assert.isDefined(State.effectTable(self, "symbol").table.latest.get("0xbb"))
+    assert.deepStrictEqual(State.effectTable(self, "symbol").table.latest.get("0xbb"), Change.set("0xbb", "BB", 3n))
     assert.deepStrictEqual(value(self, "a"), Change.set("a", acct("a", 1n), 4n))
     const plan = State.takeWrite(self)!
     assert.deepStrictEqual(plan.rollback, { targetCheckpointId: 1n, diffCheckpointId: 4n })

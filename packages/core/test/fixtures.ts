@@ -95,6 +95,30 @@ export const transferBlocks = (blocks: number, perBlock: number, accounts: numbe
   return out
 }
 
+/**
+ * The tables `makeIndexer` writes for the canonical simulated chain `params` (chain 1, token TOKEN), computed from
+ * its events alone: the oracle reorg tests compare with, never a second run of the same code.
+ */
+export const simTables = (params: Partial<SimChain.Params>) => {
+  const p: SimChain.Params = { ...SimChain.defaults, ...params }
+  const chain = SimChain.chain(p, 1, TOKEN)
+  const balances = new Map<string, bigint>()
+  let supply = 0n
+  let transfers = 0
+  for (let n = 1; n <= p.blocks; n++) {
+    for (const e of chain.events(n, 0)) {
+      const { from, to, value } = e.params as { from: string; to: string; value: bigint }
+      if (from === ZERO) supply += value
+      else balances.set(from, (balances.get(from) ?? 0n) - value)
+      balances.set(to, (balances.get(to) ?? 0n) + value)
+      transfers++
+    }
+  }
+  const accounts: Array<[string, unknown]> = [...balances].map(([id, balance]) => [id, { id, balance }])
+  const tokens: Array<[string, unknown]> = [[TOKEN, { id: TOKEN, supply, transfers }]]
+  return { accounts: accounts.sort(), tokens }
+}
+
 /** Balances computed directly from the blocks, to compare against what the indexer wrote. */
 export const expectedBalances = (blocks: ReadonlyArray<Source.MemoryBlock>): Map<string, bigint> => {
   const balances = new Map<string, bigint>()
