@@ -151,6 +151,18 @@ describe("EffectCache", () => {
       const rows = yield* (yield* Storage.MemoryStorage).effectRows("receiverInfo")
       assert.deepStrictEqual([...rows.values()].map((r) => r.output), [{ label: "0x0000" }, { label: "0x0000" }, { label: "0x0000" }])
     }).pipe(Effect.provide(Layer.fresh(Storage.layerMemory))))
+
+  it.effect("an output its schema cannot encode fails that call, naming the effect and input; nothing reaches the writer", () =>
+    Effect.gen(function*() {
+      const counter = makeCounter()
+      // The function promises a number and returns a string: TypeScript cannot see it through the cast.
+      const effect = receiverEffect(counter, Schema.Number, (who) => who as unknown as number)
+      const error = yield* Effect.flip(Runtime.run(receiverIndexer(Source.memory(blocks).source, effect)))
+      assert.strictEqual(error._tag, "HandlerError")
+      assert.include(error.message, "Effect receiverInfo failed for input")
+      assert.include(error.message, account(0))
+      assert.deepStrictEqual(yield* (yield* Storage.MemoryStorage).writes, [])
+    }).pipe(Effect.provide(Layer.fresh(Storage.layerMemory))))
 })
 
 const calls = makeCounter()
