@@ -55,6 +55,19 @@ const indexer = (source: Source.Source, endBlock: number) =>
     }
   })
 
+/** One chain with the factory, its children and another token at FACTORY_TOKEN, over `blocks` up to `endBlock`. */
+const withOther = (blocks: ReadonlyArray<Source.MemoryBlock>, endBlock: number) => ({
+  id: 1,
+  source: Source.memory(blocks).source,
+  startBlock: 1,
+  endBlock,
+  contracts: [
+    { name: "Factory", abi: factoryAbi, address: FACTORY },
+    { name: "Token", abi: erc20Abi },
+    { name: "Other", abi: erc20Abi, address: FACTORY_TOKEN }
+  ]
+} as const)
+
 const transfer = (token: string, from: string, to: string, value: bigint): Source.MemoryEvent =>
   ({ contractName: "Token", eventName: "Transfer", srcAddress: token, params: { from, to, value } })
 const created = (token: string, name: string): Source.MemoryEvent =>
@@ -138,7 +151,7 @@ describe("Factory registration", () => {
   it.effect("a child's events in its creation block are handled in log order with the block's other events", () =>
     Effect.gen(function*() {
       const order: Array<string> = []
-      const source = Source.memory([{ number: 1, events: [] }, {
+      const blocks = [{ number: 1, events: [] }, {
         number: 2,
         events: [
           transfer(CHILD_A, ZERO, holder(0), 5n), // the child's constructor mint, before its registration
@@ -147,20 +160,10 @@ describe("Factory registration", () => {
           transfer(CHILD_A, holder(0), holder(1), 2n),
           { ...transfer(FACTORY_TOKEN, holder(1), holder(2), 1n), contractName: "Other" }
         ]
-      }]).source
+      }]
       const tracing = Indexer.make({
         entities: [Balance, Child],
-        chains: [{
-          id: 1,
-          source,
-          startBlock: 1,
-          endBlock: 2,
-          contracts: [
-            { name: "Factory", abi: factoryAbi, address: FACTORY },
-            { name: "Token", abi: erc20Abi },
-            { name: "Other", abi: erc20Abi, address: FACTORY_TOKEN }
-          ]
-        }],
+        chains: [withOther(blocks, 2)],
         handlers: {
           Factory: { TokenCreated: (event, ctx) => Effect.sync(() => order.push(`created@${event.logIndex}`)).pipe(Effect.andThen(ctx.addContract("Token", event.params.token))) },
           Token: { Transfer: (event) => Effect.sync(() => order.push(`child@${event.logIndex}`)) },
@@ -199,24 +202,14 @@ describe("Factory registration", () => {
         Effect.flatMap(ctx.Counter.get("all"), (row) => ctx.Counter.set({ id: "all", n: (row?.n ?? 0n) + 1n }))
       const counting = Indexer.make({
         entities: [Counter],
-        chains: [{
-          id: 1,
-          source: Source.memory([{
-            number: 1,
-            events: [
-              { ...transfer(FACTORY_TOKEN, ZERO, holder(1), 1n), contractName: "Other" },
-              transfer(CHILD_A, ZERO, holder(0), 5n), // the child's constructor, before its registration
-              created(CHILD_A, "A")
-            ]
-          }]).source,
-          startBlock: 1,
-          endBlock: 1,
-          contracts: [
-            { name: "Factory", abi: factoryAbi, address: FACTORY },
-            { name: "Token", abi: erc20Abi },
-            { name: "Other", abi: erc20Abi, address: FACTORY_TOKEN }
+        chains: [withOther([{
+          number: 1,
+          events: [
+            { ...transfer(FACTORY_TOKEN, ZERO, holder(1), 1n), contractName: "Other" },
+            transfer(CHILD_A, ZERO, holder(0), 5n), // the child's constructor, before its registration
+            created(CHILD_A, "A")
           ]
-        }],
+        }], 1)],
         handlers: {
           Factory: { TokenCreated: (event, ctx) => Effect.andThen(count(ctx), ctx.addContract("Token", event.params.token)) },
           Token: { Transfer: (_event, ctx) => count(ctx) },
