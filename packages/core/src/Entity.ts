@@ -1,5 +1,6 @@
 /**
- * Entity definitions: a name, an Effect Schema struct with a string `id`, and the indexed fields.
+ * Entity definitions: a name, an Effect Schema struct with a string `id`, the indexed fields, and the fields that
+ * hold another entity's id (references, which the query API resolves as nested objects and reverse lists).
  */
 import { Schema, type SchemaAST } from "effect"
 
@@ -11,6 +12,8 @@ export interface Entity<Name extends string = string, F extends Fields = Fields>
   readonly schema: Schema.Struct<F>
   /** Fields with a database index; `getWhere` lookups are allowed on these. */
   readonly indexes: ReadonlyArray<keyof F & string>
+  /** Fields holding the id of another entity: field → that entity's name (reference fields are indexed too). */
+  readonly references: { readonly [K in keyof F & string]?: string }
 }
 
 /** Comparisons `getWhere` lookups (and storage's loadByField) support on an indexed field. */
@@ -21,6 +24,8 @@ export type Type<E extends Entity> = E["schema"]["Type"]
 
 export interface Options<F extends Fields> {
   readonly indexes?: ReadonlyArray<keyof F & string>
+  /** `{ owner: "Account" }`: the field `owner` holds an `Account` id. Checked by `Indexer.validate`. */
+  readonly references?: { readonly [K in keyof F & string]?: string }
 }
 
 export const make = <const Name extends string, const F extends Fields>(
@@ -31,8 +36,15 @@ export const make = <const Name extends string, const F extends Fields>(
   name,
   fields,
   schema: Schema.Struct(fields),
-  indexes: options?.indexes ?? []
+  indexes: [...new Set([...(options?.indexes ?? []), ...(Object.keys(options?.references ?? {}) as Array<keyof F & string>)])],
+  references: options?.references ?? {}
 })
+
+/** A lowercase 20-byte 0x address (what events carry); the query API types it as its `Address` scalar. */
+export const Address = Schema.String.check(Schema.isPattern(/^0x[0-9a-f]{40}$/)).annotate({ identifier: "Address" })
+
+/** A lowercase 32-byte 0x hash (block, transaction, topic); the query API types it as its `Hash` scalar. */
+export const Hash = Schema.String.check(Schema.isPattern(/^0x[0-9a-f]{64}$/)).annotate({ identifier: "Hash" })
 
 /** Fields holding bigints (optional ones included): stored as numeric(78,0), so bounded by ±(10^78 − 1). */
 export const bigintFields = (entity: Any): ReadonlyArray<string> =>

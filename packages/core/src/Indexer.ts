@@ -142,6 +142,12 @@ export const validate = (indexer: Indexer, path: string): Effect.Effect<Indexer,
         if (!(field in entity.fields)) return fail(`entities[${i}].indexes`, `"${field}" is not a field of "${entity.name}"`)
       }
     }
+    for (const [i, entity] of indexer.entities.entries()) {
+      for (const [field, target] of Object.entries((entity.references ?? {}) as Readonly<Record<string, string | undefined>>)) {
+        if (!(field in entity.fields)) return fail(`entities[${i}].references.${field}`, `"${field}" is not a field of "${entity.name}"`)
+        if (!seen.has(target ?? "")) return fail(`entities[${i}].references.${field}`, `"${String(target)}" is not an entity of this indexer`)
+      }
+    }
     const effects = new Set<string>()
     for (const [i, effect] of indexer.effects.entries()) {
       if (!identifierPattern.test(effect.name)) return fail(`effects[${i}].name`, `"${effect.name}" is not a valid identifier`)

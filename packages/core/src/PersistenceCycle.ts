@@ -8,7 +8,7 @@
  * joins the fiber, so whoever races against it (the Processor) ends with that cause; `flush` and `awaitCommit`
  * race against it too, so nobody waits for a writer that is gone.
  */
-import { Clock, Context, Deferred, Duration, Effect, Exit, Fiber, FiberHandle, Layer, Metric, Option, Queue, Semaphore } from "effect"
+import { Clock, Context, Deferred, Duration, Effect, Exit, Fiber, FiberHandle, Layer, Metric, Option, PubSub, Queue, Semaphore } from "effect"
 import type * as Batch from "./Batch.js"
 import { ChainstoreConfig } from "./Config.js"
 import { WriteFailed } from "./Errors.js"
@@ -39,6 +39,8 @@ export class PersistenceCycle extends Context.Service<PersistenceCycle, {
   readonly failure: Effect.Effect<never, WriteFailed>
   /** Stops the writer now, a write in flight included (rolled back): nothing queued is written. */
   readonly halt: Effect.Effect<void>
+  /** One message per committed write, right after it commits: the committed checkpoint and the entities it wrote. */
+  readonly commits: PubSub.PubSub<{ readonly checkpointId: bigint; readonly entities: ReadonlyArray<string> }>
 }>()("chainstore/PersistenceCycle") {}
 
 /** What the writer is asked: write what is pending; then tell a flush, or a waiter for the next commit. */
@@ -58,6 +60,7 @@ export const make = Effect.gen(function*() {
   const pruner = yield* FiberHandle.make<void>()
   const metaInterval = Duration.toMillis(config.chainMetaInterval)
   const withWritePermit = Semaphore.withPermits(permit, 1)
+  const commits = yield* PubSub.unbounded<{ readonly checkpointId: bigint; readonly entities: ReadonlyArray<string> }>()
 
   const writeFailed = (what: string) => (cause: { readonly message: string }) =>
     new WriteFailed({ message: `Failed writing ${what} to the database: ${cause.message}`, cause })
@@ -66,6 +69,7 @@ export const make = Effect.gen(function*() {
     const started = yield* Clock.currentTimeMillis
     yield* storage.writeBatch(plan).pipe(Effect.mapError(writeFailed("batch")))
     store.commit(plan)
+    yield* PubSub.publish(commits, { checkpointId: plan.committedCheckpointId, entities: plan.entities.filter((e) => e.changes.length > 0).map((e) => e.entity) })
     for (const p of plan.batch.progress) yield* Metric.update(Metrics.forChain(Metrics.committedBlock, p.chainId), p.progressBlock)
     let rows = 0
     for (const e of plan.entities) rows += e.changes.length
@@ -142,7 +146,8 @@ export const make = Effect.gen(function*() {
         )
       ).pipe(Effect.asVoid),
     failure,
-    halt: Effect.andThen(FiberHandle.clear(pruner), Fiber.interrupt(writer))
+    halt: Effect.andThen(FiberHandle.clear(pruner), Fiber.interrupt(writer)),
+    commits
   })
 })
 
