@@ -8,7 +8,7 @@ import { build } from "esbuild"
 
 const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), "..")
 
-for (const name of ["core", "persistence", "cli"]) {
+for (const name of ["core", "persistence", "api", "cli"]) {
   const src = path.join(root, "packages", name, "src")
   const dist = path.join(root, "packages", name, "dist")
   fs.rmSync(dist, { recursive: true, force: true })
