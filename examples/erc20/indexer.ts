@@ -15,22 +15,24 @@ export const erc20Abi = [
   ...SimChain.abi
 ] as const
 
-export const Account = Entity.make("Account", { id: Schema.String, balance: Schema.BigInt })
+export const Account = Entity.make("Account", { id: Entity.Address, balance: Schema.BigInt })
 export const Token = Entity.make("Token", {
-  id: Schema.String,
+  id: Entity.Address,
   name: Schema.String,
   symbol: Schema.String,
   decimals: Schema.Int,
   totalSupply: Schema.BigInt,
   transfers: Schema.Int
 })
+// `from` and `to` hold Account ids: the query API resolves them as nested accounts, and gives each Account its
+// transfers as reverse lists (`transfersByFrom`, `transfersByTo`). References are indexed.
 export const Transfer = Entity.make("Transfer", {
   id: Schema.String,
-  from: Schema.String,
-  to: Schema.String,
+  from: Entity.Address,
+  to: Entity.Address,
   value: Schema.BigInt,
   blockNumber: Schema.Int
-}, { indexes: ["from", "to"] })
+}, { references: { from: "Account", to: "Account" } })
 
 const ZERO = "0x0000000000000000000000000000000000000000"
 const rpcUrl = process.env.RPC_URL

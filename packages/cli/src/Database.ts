@@ -4,6 +4,7 @@
  */
 import { Config, Effect, Layer, Option, Redacted } from "effect"
 import { Flag } from "effect/cli"
+import type { SqlClient } from "effect/sql"
 import type { Errors, Storage } from "@chainstore/core"
 import { Embedded, PgStorage } from "@chainstore/persistence"
 
@@ -41,13 +42,16 @@ export const describe = (options: Options): string =>
     }
   })
 
-export const layer = (options: Options): Layer.Layer<Storage.Storage, Errors.StorageError> =>
-  PgStorage.layer({ schema: options.schema }).pipe(
-    Layer.provide(Option.match(options.db, {
-      onNone: () => Embedded.layerEmbedded({ dataDir: options.dataDir }),
-      onSome: (url) => Embedded.layerPostgres({ url })
-    }))
-  )
+/** The database client the flags choose (the query API reads through it too). */
+export const client = (options: Options): Layer.Layer<SqlClient.SqlClient, Errors.StorageError> =>
+  Option.match(options.db, {
+    onNone: () => Embedded.layerEmbedded({ dataDir: options.dataDir }),
+    onSome: (url) => Embedded.layerPostgres({ url })
+  })
+
+/** Storage on the chosen database, and its client. */
+export const layer = (options: Options): Layer.Layer<Storage.Storage | SqlClient.SqlClient, Errors.StorageError> =>
+  PgStorage.layer({ schema: options.schema }).pipe(Layer.provideMerge(client(options)))
 
 /** Fails early with a clear message when the URL is not a postgres URL at all. */
 export const check = (options: Options): Effect.Effect<void, string> =>

@@ -1,9 +1,11 @@
 /**
  * MetricsServer: HTTP on the metrics port — `/metrics` (Prometheus), `/healthz`, `/ready` (200 once every chain
- * reached its head or end block). A taken port is a warning, not a failure.
+ * reached its head or end block), and the query API (`/graphql`, an Effect HTTP app) when one is given.
+ * A taken port is a warning, not a failure.
  */
 import * as http from "node:http"
 import { Effect } from "effect"
+import type { HttpServerRequest, HttpServerResponse } from "effect/http"
 import { PrometheusMetrics } from "effect/observability"
 
 export interface Options {
@@ -11,14 +13,26 @@ export interface Options {
   readonly port: number
   readonly host: string
   readonly isReady: Effect.Effect<boolean>
+  /** The query API, answering the paths it handles (any method). */
+  readonly api?: {
+    readonly handles: (pathname: string) => boolean
+    readonly app: Effect.Effect<HttpServerResponse.HttpServerResponse, never, HttpServerRequest.HttpServerRequest>
+  } | undefined
 }
 
 export const serve = Effect.fn("MetricsServer.serve")(function*(options: Options) {
   if (options.port === 0) return
   const context = yield* Effect.context<never>()
   const run = Effect.runPromiseWith(context)
+  const api = options.api
+  // Loaded only with an API to serve: the Effect HTTP stack costs start-up time a metrics-only server does not need.
+  const apiHandler = api === undefined ? undefined : yield* Effect.flatMap(
+    Effect.promise(() => import("@effect/platform-node/NodeHttpServer")),
+    (NodeHttpServer) => Effect.flatMap(Effect.scope, (scope) => NodeHttpServer.makeHandler(api.app, { scope }))
+  )
   const server = http.createServer((req, res) => {
-    const path = (req.url ?? "/").split("?")[0]
+    const path = (req.url ?? "/").split("?")[0] ?? "/"
+    if (apiHandler !== undefined && api!.handles(path)) return apiHandler(req, res)
     const reply = (status: number, body: string, type = "text/plain; charset=utf-8") => {
       res.writeHead(status, { "content-type": type })
       res.end(body)
@@ -43,5 +57,6 @@ export const serve = Effect.fn("MetricsServer.serve")(function*(options: Options
     server.closeAllConnections()
   }))
   const address = server.address()
-  yield* Effect.logInfo(`Metrics on http://${options.host}:${typeof address === "object" && address !== null ? address.port : options.port}/metrics`)
+  const base = `http://${options.host}:${typeof address === "object" && address !== null ? address.port : options.port}`
+  yield* Effect.logInfo(`Metrics on ${base}/metrics${api === undefined ? "" : `; GraphQL on ${base}/graphql`}`)
 })

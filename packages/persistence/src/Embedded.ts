@@ -20,6 +20,8 @@ export interface EmbeddedOptions {
 export interface PostgresOptions {
   readonly url: Redacted.Redacted
   readonly maxConnections?: number | undefined
+  /** Session settings every connection starts with (e.g. `statement_timeout` for a read-only API server). */
+  readonly startupParameters?: Readonly<Record<string, string>> | undefined
 }
 
 /** The PostgreSQL major version of the pinned PGlite (0.5.14); a data dir of another major cannot be opened. */
@@ -54,7 +56,11 @@ export const layerEmbedded = (options: EmbeddedOptions = {}): Layer.Layer<SqlCli
 /** A Postgres server by URL. The password never appears in errors. */
 export const layerPostgres = (options: PostgresOptions): Layer.Layer<SqlClient.SqlClient | PgClient.PgClient, Errors.StorageError> =>
   PgClient.layerFrom(
-    PgClient.make({ url: options.url, maxConnections: options.maxConnections ?? 10 }).pipe(
+    PgClient.make({
+      url: options.url,
+      maxConnections: options.maxConnections ?? 10,
+      ...(options.startupParameters === undefined ? {} : { startupParameters: options.startupParameters })
+    }).pipe(
       Effect.mapError((error) => openError(`cannot connect to Postgres: ${error.reason._tag}`, error))
     )
   )

@@ -1,10 +1,12 @@
 /**
  * `chainstore run [indexer]`: index until every chain reaches its end (or its head with --exit-at-head; otherwise
  * follow the head). SIGINT/SIGTERM stop taking batches, flush, and exit 0 saying where the run stopped.
+ * The HTTP port serves metrics and the query API (`/graphql`) over the committed data while it runs.
  */
 import { Clock, Effect, Layer, Option } from "effect"
 import { Argument, Flag } from "effect/cli"
 import { CapacityGate, Config, type Indexer, Processor, Runtime, SimChain, Store } from "@chainstore/core"
+import * as ApiServer from "../ApiServer.js"
 import * as Database from "../Database.js"
 import * as LoadIndexer from "../LoadIndexer.js"
 import * as MetricsServer from "../MetricsServer.js"
@@ -73,7 +75,8 @@ export const run = Effect.fn("chainstore.run")(function*(options: {
     const processor = yield* Processor.Processor
     const store = yield* Store.Store
     const { objectsTarget } = yield* Config.ChainstoreConfig
-    yield* MetricsServer.serve({ port: options.metricsPort, host: options.metricsHost, isReady: processor.isReady })
+    const api = options.metricsPort === 0 ? undefined : yield* ApiServer.build(indexer, { schema: options.schema, progress: processor.chains })
+    yield* MetricsServer.serve({ port: options.metricsPort, host: options.metricsHost, isReady: processor.isReady, api })
     yield* Effect.forkScoped(Progress.report(processor, store, { tty: process.stderr.isTTY === true, objectsTarget }))
     yield* Output.onStopSignal(processor.stop)
     const result = yield* processor.run
