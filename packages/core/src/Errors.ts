@@ -74,6 +74,20 @@ export class SourceError extends Schema.TaggedError<SourceError>()("SourceError"
   cause: Schema.optional(Schema.Defect())
 }) {}
 
+/**
+ * A chain's JSON-RPC endpoint could not serve a request after RpcClient's policies ran out: `Unavailable` (transient
+ * failures past the outage budget), `Permanent` (auth, unknown method, invalid params), `TooLarge` (one block's logs
+ * past the provider's cap even split by address and topic), `ChainMismatch` (the endpoint serves another chain).
+ * `endpoint` is scheme://host only.
+ */
+export class RpcError extends Schema.TaggedError<RpcError>()("RpcError", {
+  chainId: Schema.Number,
+  endpoint: Schema.String,
+  method: Schema.String,
+  reason: Schema.Literals(["Unavailable", "Permanent", "TooLarge", "ChainMismatch"]),
+  message: Schema.String
+}) {}
+
 /** The indexer definition is malformed; `path` names the offending field. */
 export class IndexerDefinitionError extends Schema.TaggedError<IndexerDefinitionError>()("IndexerDefinitionError", {
   path: Schema.String,

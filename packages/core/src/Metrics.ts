@@ -28,6 +28,26 @@ export const rollbackDepth = Metric.gauge("chainstore_rollback_depth_blocks", { 
 export const processedBlock = Metric.gauge("chainstore_processed_block", { description: "Last block processed, per chain" })
 export const committedBlock = Metric.gauge("chainstore_committed_block", { description: "Last block committed, per chain" })
 
+export const rpcRequests = Metric.counter("chainstore_rpc_requests", {
+  description: "JSON-RPC requests sent (a batch counts once), per chain, method and endpoint",
+  incremental: true
+})
+export const rpcErrors = Metric.counter("chainstore_rpc_errors", {
+  description: "Failed JSON-RPC requests and batch items, per chain, endpoint and class (RateLimited, TooLarge, Transient, Permanent, MissingItem)",
+  incremental: true
+})
+export const rpcRetries = Metric.counter("chainstore_rpc_retries", { description: "JSON-RPC requests sent again, per chain and method", incremental: true })
+export const rpcLatency = Metric.histogram("chainstore_rpc_latency_ms", {
+  description: "Time of one JSON-RPC request, per chain and method",
+  boundaries: Metric.exponentialBoundaries({ start: 1, factor: 2, count: 16 })
+})
+export const rpcLogsRange = Metric.gauge("chainstore_rpc_logs_range_blocks", { description: "Blocks per eth_getLogs request now, per chain" })
+export const rpcBatchSize = Metric.gauge("chainstore_rpc_batch_size", { description: "Calls per JSON-RPC batch now (learned from refusals), per chain" })
+export const rpcUnavailable = Metric.gauge("chainstore_rpc_unavailable", { description: "1 while a chain's RPC requests keep failing, else 0" })
+export const rpcUnavailableSince = Metric.gauge("chainstore_rpc_unavailable_since_seconds", {
+  description: "Unix time the current RPC outage of a chain began (0 when available)"
+})
+
 /** A metric with the `chain` attribute set. */
 export const forChain = <I, S>(metric: Metric.Metric<I, S>, chainId: number): Metric.Metric<I, S> =>
   Metric.withAttributes(metric, { chain: String(chainId) })
