@@ -1,165 +1,83 @@
 /**
- * RpcSource: a chain over its JSON-RPC endpoint. `eth_getLogs` by contract addresses and handled event topics,
- * over a block range that adapts (halved on "too many results", size or timeout errors; doubled while
- * responses stay small); one range fetched ahead of the one being processed; logs decoded with viem against
- * the contracts' ABIs; block hashes of every block inside the reorg window; bounded retries with exponential
- * backoff and jitter; an optional rate limit per endpoint. The URL is Redacted: errors name the host only.
+ * RpcSource: a chain over its JSON-RPC endpoints, through an RpcClient that owns the wire (retries, rate limits,
+ * range and batch sizes, failover). This module asks it for logs and headers and turns them into events: logs
+ * decoded with viem against the contracts' ABIs, timestamps from the logs or else their blocks' headers, hashes of
+ * every block inside the reorg window. What it hands on is consistent or refetched: a log whose block header
+ * names another hash, or logs of one block under two hashes, make it fetch the range again; inside the window a
+ * block whose logsBloom may hold our logs while eth_getLogs gave none is asked again by hash (a lagging node
+ * answers [] for blocks it does not have yet). Up to four ranges are fetched ahead, concurrently.
  */
-import { Duration, Effect, Fiber, Redacted, Result, Schedule, Scope } from "effect"
+import { Duration, Effect, Fiber, Redacted, Result, Scope } from "effect"
 import type { Abi, Hex } from "viem"
-import { SourceError } from "./Errors.js"
+import { type RpcError, SourceError } from "./Errors.js"
 import type { Event } from "./Event.js"
 import * as EventDecoder from "./internal/EventDecoder.js"
-import * as RateLimiter from "./RateLimiter.js"
+import * as Bloom from "./internal/RpcBloom.js"
+import * as RpcClient from "./RpcClient.js"
 import type { Block, ChainInfo, ChainSource, ContractInfo, FetchRequest, FetchResult, Source } from "./Source.js"
 
-export interface Options {
-  /** The endpoint; keep keys in it out of logs by passing it Redacted. */
-  readonly url: string | Redacted.Redacted<string>
-  /** Blocks per eth_getLogs to start with (default 100), and the most it grows to (default 100_000). */
-  readonly initialRange?: number
-  readonly maxRange?: number
-  /** Logs per response to aim at (default 10_000): the range grows below half of it and shrinks above twice it. */
-  readonly targetLogs?: number
-  /** Attempts per request, the first included (default 6), and the first backoff (default 200 ms). */
-  readonly attempts?: number
-  readonly retryBase?: Duration.Input
-  readonly requestTimeout?: Duration.Input
-  readonly rateLimit?: RateLimiter.RateLimit
-}
+type Url = string | Redacted.Redacted<string>
 
-/** Why a request failed: the range was too big for the node, or anything worth retrying. */
-type Failure = { readonly _tag: "TooLarge"; readonly message: string } | { readonly _tag: "Retryable"; readonly message: string }
-
-interface RpcLog {
-  readonly address: string
-  readonly topics: ReadonlyArray<Hex>
-  readonly data: Hex
-  readonly blockNumber: Hex
-  readonly blockHash: Hex
-  readonly blockTimestamp?: Hex
-  readonly logIndex: Hex
-  readonly transactionHash: Hex
-  readonly removed?: boolean
-}
-
-interface RpcBlock {
-  readonly number: Hex
-  readonly hash: Hex
-  readonly timestamp: Hex
-}
-
-/** Scheme, host and port only: what errors may show of an endpoint. */
-export const describeEndpoint = (url: string): string => {
-  if (!URL.canParse(url)) return "<invalid url>"
-  const u = new URL(url)
-  return `${u.protocol}//${u.host}`
-}
-
-/** Replies above this are refused unread (a JavaScript string holds at most ~512 MB). */
-const maxResponseBytes = 256 * 1024 * 1024
-
-const tooLarge = /too many|more than \d+ (results|logs)|limit exceeded|response size|range (is )?too (large|wide)|block range|exceed|query timeout|timed? ?out|string longer than|invalid string length|ERR_STRING_TOO_LONG|body too large/i
+/** RpcClient's options, with one endpoint (`url`) or several in order of preference (`urls`). */
+export type Options = Omit<RpcClient.Options, "chainId" | "urls"> & (
+  | { readonly url: Url; readonly urls?: undefined }
+  | { readonly urls: ReadonlyArray<Url>; readonly url?: undefined }
+)
 
 export const source = (options: Options): Source => ({
   name: "rpc",
   make: (chain) => make(options, chain)
 })
 
+/** Times a range is fetched again when its logs and headers disagree, before that is an error. */
+const consistencyAttempts = 5
+/** Times one header that disagrees with its block's logs is asked again before the range is fetched again. */
+const headerAttempts = 3
+/**
+ * Ranges fetched ahead of the one being processed, concurrently: a slow or rate-limited request hides behind the
+ * others (through a provider with 5% 429s, 2 left 25% of the direct speed on the table, 4 about 12%: docs/benchmarks.md).
+ */
+const prefetchDepth = 4
+
+/** A range fetched ahead, and the request it was made as. */
+interface Ahead {
+  readonly request: FetchRequest
+  readonly fiber: Fiber.Fiber<FetchResult, SourceError>
+}
+
+/** `header`: the block's header names another hash than its logs (else the logs name two). */
+interface Inconsistent {
+  readonly _tag: "Inconsistent"
+  readonly block: number
+  readonly detail: string
+  readonly header: boolean
+}
+
+type Fetched = { readonly _tag: "Fetched"; readonly result: FetchResult } | Inconsistent
+
+interface Decoders {
+  readonly byAddress: Map<string, ContractInfo>
+  readonly events: Map<string, Map<Hex, EventDecoder.EventDecoder>>
+  readonly filter: RpcClient.LogFilter
+  readonly bloom: Bloom.Matcher
+}
+
 const make = (options: Options, chain: ChainInfo): Effect.Effect<ChainSource, SourceError, Scope.Scope> =>
   Effect.gen(function*() {
-    const url = typeof options.url === "string" ? options.url : Redacted.value(options.url)
-    const endpoint = describeEndpoint(url)
+    const toSource = (e: RpcError) =>
+      new SourceError({ chainId: chain.chainId, message: e.reason === "Unavailable" ? `${e.message}; a rerun resumes from the last committed block` : e.message, cause: e })
+    const { url, urls, ...rest } = options
+    const client = yield* Effect.mapError(RpcClient.make({ ...rest, chainId: chain.chainId, urls: urls ?? [url] }), toSource)
     const scope = yield* Effect.scope
-    const timeoutMs = Duration.toMillis(Duration.fromInputUnsafe(options.requestTimeout ?? Duration.seconds(30)))
-    const maxRange = options.maxRange ?? 100_000
-    const targetLogs = options.targetLogs ?? 10_000
-    const limiter = options.rateLimit === undefined ? Effect.void : RateLimiter.make(options.rateLimit)
-    let range = options.initialRange ?? 100
-    let id = 0
+    const retryBase = Duration.toMillis(Duration.fromInputUnsafe(options.retryBase ?? "200 millis"))
+    const fail = (message: string) => new SourceError({ chainId: chain.chainId, message: `RPC: ${message}` })
 
-    const fail = (message: string) => new SourceError({ chainId: chain.chainId, message: `RPC ${endpoint}: ${message}` })
-
-    /** One JSON-RPC POST (a single call or a batch); node errors are classified, network errors retryable. */
-    const post = (body: unknown): Effect.Effect<unknown, Failure> =>
-      Effect.andThen(
-        limiter,
-        Effect.tryPromise({
-          try: async (signal) => {
-            const response = await globalThis.fetch(url, {
-              method: "POST",
-              headers: { "content-type": "application/json" },
-              body: JSON.stringify(body),
-              signal: AbortSignal.any([signal, AbortSignal.timeout(timeoutMs)])
-            })
-            // A reply this big cannot be parsed in one string: ask for fewer blocks instead of reading it.
-            if (Number(response.headers.get("content-length") ?? 0) > maxResponseBytes) {
-              await response.body?.cancel()
-              return { httpError: "response body too large" }
-            }
-            if (!response.ok) {
-              const text = (await response.text()).slice(0, 200)
-              return { httpError: `HTTP ${response.status}${text.length > 0 ? ` ${text}` : ""}` }
-            }
-            return { json: (await response.json()) as unknown }
-          },
-          catch: (cause): Failure => {
-            const message = cause instanceof Error ? `${cause.name}: ${cause.message}` : String(cause)
-            if (/timeout|abort/i.test(message)) return { _tag: "TooLarge", message: "request timed out" }
-            return tooLarge.test(message) ? { _tag: "TooLarge", message } : { _tag: "Retryable", message }
-          }
-        })
-      ).pipe(Effect.flatMap((r): Effect.Effect<unknown, Failure> => {
-        if ("httpError" in r) return Effect.fail({ _tag: tooLarge.test(r.httpError) ? "TooLarge" : "Retryable", message: r.httpError })
-        return Effect.succeed(r.json)
-      }))
-
-    const retrying = <A>(request: Effect.Effect<A, Failure>, what: string): Effect.Effect<A, SourceError | Failure> =>
-      request.pipe(
-        Effect.retry({
-          schedule: Schedule.exponential(options.retryBase ?? Duration.millis(200)).pipe(Schedule.jittered),
-          times: Math.max(0, (options.attempts ?? 6) - 1),
-          while: (f: Failure) => f._tag === "Retryable"
-        }),
-        Effect.catch((f: Failure): Effect.Effect<never, SourceError | Failure> =>
-          f._tag === "Retryable" ? Effect.fail(fail(`${what} failed after ${options.attempts ?? 6} attempts: ${f.message}`)) : Effect.fail(f)
-        )
-      )
-
-    const call = <A>(method: string, params: ReadonlyArray<unknown>): Effect.Effect<A, SourceError | Failure> =>
-      retrying(
-        Effect.flatMap(post({ jsonrpc: "2.0", id: ++id, method, params }), (json): Effect.Effect<A, Failure> => {
-          const reply = json as { readonly result?: A; readonly error?: { readonly code?: number; readonly message?: string } }
-          if (reply.error !== undefined) {
-            const message = `${reply.error.code ?? ""} ${reply.error.message ?? "error"}`.trim()
-            return Effect.fail({ _tag: tooLarge.test(message) || reply.error.code === -32005 ? "TooLarge" : "Retryable", message })
-          }
-          return Effect.succeed(reply.result as A)
-        }),
-        method
-      )
-
-    const onlySource = <A>(effect: Effect.Effect<A, SourceError | Failure>, what: string): Effect.Effect<A, SourceError> =>
-      Effect.catch(effect, (e) => (e instanceof SourceError ? Effect.fail(e) : Effect.fail(fail(`${what}: ${e.message}`))))
-
-    /** Headers of many blocks in JSON-RPC batches of 100. */
-    const headers = (numbers: ReadonlyArray<number>): Effect.Effect<Map<number, RpcBlock>, SourceError> =>
-      Effect.gen(function*() {
-        const out = new Map<number, RpcBlock>()
-        for (let i = 0; i < numbers.length; i += 100) {
-          const chunk = numbers.slice(i, i + 100)
-          const body = chunk.map((n) => ({ jsonrpc: "2.0", id: ++id, method: "eth_getBlockByNumber", params: [`0x${n.toString(16)}`, false] }))
-          const replies = yield* onlySource(retrying(Effect.flatMap(post(body), (json) =>
-            Array.isArray(json) ? Effect.succeed(json as ReadonlyArray<{ readonly result?: RpcBlock | null }>) :
-            Effect.fail<Failure>({ _tag: "Retryable", message: "batch reply is not an array" })), "eth_getBlockByNumber"), "eth_getBlockByNumber")
-          for (const reply of replies) if (reply.result != null) out.set(Number(reply.result.number), reply.result)
-        }
-        return out
-      })
-
-    // Decoders by contract and ABI position: built once per run, not per request.
+    // Decoders by contract and ABI position: built once per run, not per request; filters per contracts list.
     const built = new Map<string, EventDecoder.EventDecoder>()
-    const decoders = (contracts: ReadonlyArray<ContractInfo>) => {
+    const byContracts = new WeakMap<ReadonlyArray<ContractInfo>, Decoders>()
+    const decoders = (contracts: ReadonlyArray<ContractInfo>): Decoders => {
+      const known = byContracts.get(contracts)
+      if (known !== undefined) return known
       const byAddress = new Map<string, ContractInfo>()
       const events = new Map<string, Map<Hex, EventDecoder.EventDecoder>>()
       const topics = new Set<Hex>()
@@ -177,58 +95,72 @@ const make = (options: Options, chain: ChainInfo): Effect.Effect<ChainSource, So
         }
         events.set(contract.name, selectors)
       }
-      return { byAddress, events, topics: [...topics], addresses: [...byAddress.keys()] }
+      const filter = { addresses: [...byAddress.keys()], topics: [...topics] }
+      const made = { byAddress, events, filter, bloom: Bloom.matcher(filter.addresses, filter.topics) }
+      byContracts.set(contracts, made)
+      return made
     }
 
-    /** Logs of [from, to], or of a shorter prefix when the node finds the range too large. */
-    const getLogs = (from: number, to: number, addresses: ReadonlyArray<string>, topics: ReadonlyArray<Hex>) =>
-      Effect.gen(function*() {
-        while (true) {
-          const end = Math.min(to, from + range - 1)
-          const result = yield* Effect.result(call<ReadonlyArray<RpcLog>>("eth_getLogs", [{
-            fromBlock: `0x${from.toString(16)}`,
-            toBlock: `0x${end.toString(16)}`,
-            address: addresses,
-            topics: [topics]
-          }]))
-          if (result._tag === "Success") {
-            const logs = result.success.length
-            const span = end - from + 1
-            if (logs > targetLogs * 2) range = Math.max(1, Math.floor((span * targetLogs) / logs))
-            else if (logs < targetLogs / 2 && span >= range) range = Math.min(maxRange, range * 2)
-            return { logs: result.success, toBlock: end }
-          }
-          const failure = result.failure
-          if (failure instanceof SourceError) return yield* failure
-          if (range === 1) return yield* fail(`eth_getLogs of block ${from} alone failed: ${failure.message}`)
-          range = Math.max(1, Math.floor((end - from + 1) / 2))
-        }
-      })
+    const sourced = <A>(effect: Effect.Effect<A, RpcError | SourceError>) => Effect.mapError(effect, (e) => (e._tag === "RpcError" ? toSource(e) : e))
 
-    const fetchRange = (request: FetchRequest): Effect.Effect<FetchResult, SourceError> =>
+    /** Hashes of every block of [from, to]. */
+    const hashesOf = (from: number, to: number) =>
+      Effect.map(client.headers(Array.from({ length: to - from + 1 }, (_, i) => from + i)), (headers) =>
+        [...headers.values()].map((h): Block => ({ number: Number(h.number), hash: h.hash })))
+
+    const fetchOnce = (request: FetchRequest): Effect.Effect<Fetched, RpcError | SourceError> =>
       Effect.gen(function*() {
-        const { addresses, byAddress, events, topics } = decoders(request.contracts)
-        if (addresses.length === 0 || topics.length === 0) {
-          const blocks = request.hashesFrom === undefined ? [] : yield* hashesOf(request.hashesFrom, request.toBlock, new Set())
-          return { events: [], blocks, toBlock: request.toBlock }
+        const { byAddress, bloom, events, filter } = decoders(request.contracts)
+        if (filter.addresses.length === 0 || filter.topics.length === 0) {
+          const blocks = request.hashesFrom === undefined ? [] : yield* hashesOf(Math.max(request.fromBlock, request.hashesFrom), request.toBlock)
+          return { _tag: "Fetched", result: { events: [], blocks, toBlock: request.toBlock } } as const
         }
-        const { logs, toBlock } = yield* getLogs(request.fromBlock, request.toBlock, addresses, topics)
-        const missingTimestamps = new Set<number>()
-        for (const log of logs) if (log.blockTimestamp === undefined) missingTimestamps.add(Number(log.blockNumber))
-        const headerByNumber = missingTimestamps.size === 0 ? new Map<number, RpcBlock>() : yield* headers([...missingTimestamps])
+        const fetched = yield* client.logs(filter, request.fromBlock, request.toBlock)
+        const toBlock = fetched.toBlock
+        let logs = fetched.logs
+        const windowFrom = request.hashesFrom === undefined || request.hashesFrom > toBlock ? undefined : Math.max(request.fromBlock, request.hashesFrom)
+        // Headers of blocks whose logs carry no timestamp, and of every block inside the window.
+        const wanted = new Set<number>()
+        for (const log of logs) if (log.blockTimestamp === undefined) wanted.add(Number(log.blockNumber))
+        if (windowFrom !== undefined) for (let n = windowFrom; n <= toBlock; n++) wanted.add(n)
+        const headers = new Map(wanted.size === 0 ? [] : yield* client.headers([...wanted].sort((a, b) => a - b)))
+
+        const hashes = new Map<number, Hex>()
+        let checked = checkHashes(logs, headers, hashes)
+        const asked = new Map<number, number>()
+        // A header can come from a node on another fork for a moment: it is asked again before the logs are doubted.
+        while (checked?.header === true && (asked.get(checked.block) ?? 0) < headerAttempts) {
+          asked.set(checked.block, (asked.get(checked.block) ?? 0) + 1)
+          headers.set(checked.block, (yield* client.headers([checked.block])).get(checked.block)!)
+          hashes.clear()
+          checked = checkHashes(logs, headers, hashes)
+        }
+        if (checked !== undefined) return checked
+        if (windowFrom !== undefined) {
+          const late: Array<RpcClient.Log> = []
+          for (let n = windowFrom; n <= toBlock; n++) {
+            const header = headers.get(n)!
+            if (hashes.has(n) || !Bloom.mayContain(header.logsBloom, bloom)) continue
+            for (const log of yield* client.blockLogs(filter, header.hash)) late.push(log)
+          }
+          if (late.length > 0) {
+            logs = [...logs, ...late].sort((a, b) => Number(a.blockNumber) - Number(b.blockNumber) || Number(a.logIndex) - Number(b.logIndex))
+            const again = checkHashes(late, headers, hashes)
+            if (again !== undefined) return again
+          }
+        }
+
         const out: Array<Event> = []
-        const seen = new Map<number, string>()
         for (const log of logs) {
           if (log.removed === true) continue
           const contract = byAddress.get(log.address.toLowerCase())
           const decoder = contract === undefined ? undefined : events.get(contract.name)?.get(log.topics[0]!)
           if (contract === undefined || decoder === undefined) continue
+          const blockNumber = Number(log.blockNumber)
           const decoded = decoder.decode(log.topics, log.data)
           if (Result.isFailure(decoded)) {
-            return yield* fail(`cannot decode ${contract.name}.${decoder.event.name} at block ${Number(log.blockNumber)}: ${decoded.failure.reason}`)
+            return yield* fail(`cannot decode ${contract.name}.${decoder.event.name} at block ${blockNumber}: ${decoded.failure.reason}`)
           }
-          const blockNumber = Number(log.blockNumber)
-          seen.set(blockNumber, log.blockHash)
           out.push({
             chainId: chain.chainId,
             contractName: contract.name,
@@ -236,57 +168,111 @@ const make = (options: Options, chain: ChainInfo): Effect.Effect<ChainSource, So
             srcAddress: log.address.toLowerCase(),
             blockNumber,
             blockHash: log.blockHash,
-            blockTimestamp: Number(log.blockTimestamp ?? headerByNumber.get(blockNumber)?.timestamp ?? 0),
+            // Every log without a timestamp had its header fetched, checked to be that block.
+            blockTimestamp: Number(log.blockTimestamp ?? headers.get(blockNumber)!.timestamp),
             logIndex: Number(log.logIndex),
             transactionHash: log.transactionHash,
             params: decoded.success
           })
         }
-        const blocks: Array<Block> = [...seen].map(([number, hash]) => ({ number, hash }))
-        if (request.hashesFrom !== undefined && request.hashesFrom <= toBlock) {
-          for (const b of yield* hashesOf(Math.max(request.fromBlock, request.hashesFrom), toBlock, new Set(seen.keys()))) blocks.push(b)
+        const blocks: Array<Block> = [...hashes].map(([number, hash]) => ({ number, hash }))
+        if (windowFrom !== undefined) {
+          for (let n = windowFrom; n <= toBlock; n++) if (!hashes.has(n)) blocks.push({ number: n, hash: headers.get(n)!.hash })
         }
-        return { events: out, blocks, toBlock }
+        return { _tag: "Fetched", result: { events: out, blocks, toBlock } } as const
       })
 
-    const hashesOf = (from: number, to: number, known: ReadonlySet<number>) =>
-      Effect.map(headers(Array.from({ length: to - from + 1 }, (_, i) => from + i).filter((n) => !known.has(n))), (byNumber) =>
-        [...byNumber.values()].map((b) => ({ number: Number(b.number), hash: b.hash })))
+    /** A range fetched until its logs and headers agree (a reorg between the calls, a node behind the others). */
+    const fetchRange = (request: FetchRequest): Effect.Effect<FetchResult, SourceError> =>
+      Effect.gen(function*() {
+        for (let attempt = 1; ; attempt++) {
+          const fetched = yield* sourced(fetchOnce(request))
+          if (fetched._tag === "Fetched") return fetched.result
+          if (attempt >= consistencyAttempts) {
+            return yield* fail(`block ${fetched.block}: ${fetched.detail}, still after ${attempt} fetches of blocks ${request.fromBlock}-${request.toBlock}`)
+          }
+          yield* Effect.logDebug(`Chain ${chain.chainId}: block ${fetched.block}: ${fetched.detail}; fetching blocks ${request.fromBlock}-${request.toBlock} again`)
+          yield* Effect.sleep(Duration.millis(retryBase * 2 ** (attempt - 1)))
+        }
+      })
 
-    // One range ahead: fetched while the previous one is being processed, used if the next request matches.
-    let ahead: { readonly key: string; readonly fiber: Fiber.Fiber<FetchResult, SourceError> } | undefined
+    // Ranges fetched ahead, concurrently, while earlier ones are processed: as wide as the last reply covered (so the
+    // provider's range does not cut them short), one after the other. A request that starts where one of them does
+    // takes it (what it covers past the request waits for the next one) and drops those before it.
+    let ahead: Array<Ahead> = []
     let lastHead = 0
-    const keyOf = (r: FetchRequest) => JSON.stringify([r.fromBlock, r.hashesFrom === undefined, r.contracts.map((c) => [c.name, c.addresses])])
 
     const fetchAhead = (request: FetchRequest): Effect.Effect<FetchResult, SourceError> =>
       Effect.gen(function*() {
-        const pending = ahead
-        ahead = undefined
-        let result: FetchResult
-        if (pending !== undefined && pending.key === keyOf(request)) {
-          result = yield* Fiber.join(pending.fiber)
-          if ((result.toBlock ?? request.toBlock) > request.toBlock) result = yield* fetchRange(request)
-        } else {
-          if (pending !== undefined) yield* Fiber.interrupt(pending.fiber)
-          result = yield* fetchRange(request)
+        const at = ahead.findIndex((a) => a.request.fromBlock === request.fromBlock && sameKind(a.request, request))
+        for (const a of ahead.slice(0, at === -1 ? ahead.length : at)) yield* Fiber.interrupt(a.fiber)
+        const taken = at === -1 ? undefined : ahead[at]!
+        ahead = at === -1 ? [] : ahead.slice(at + 1)
+        const fetched = taken === undefined ? yield* fetchRange(request) : yield* Fiber.join(taken.fiber)
+        const covered = fetched.toBlock ?? request.toBlock
+        // A range the provider cut short: those planned after it no longer follow it.
+        if (taken !== undefined && covered < taken.request.toBlock) {
+          for (const a of ahead) yield* Fiber.interrupt(a.fiber)
+          ahead = []
         }
-        const next = (result.toBlock ?? request.toBlock) + 1
-        if (next <= Math.min(lastHead, request.toBlock)) {
-          const nextRequest: FetchRequest = { ...request, fromBlock: next, hashesFrom: request.hashesFrom === undefined ? undefined : Math.max(next, request.hashesFrom) }
-          ahead = { key: keyOf(nextRequest), fiber: yield* Effect.forkIn(fetchRange(nextRequest), scope) }
+        let result = fetched
+        if (covered > request.toBlock) {
+          const rest = split(fetched, request.toBlock)
+          result = rest.before
+          ahead.unshift({ request: rangeOf(request, request.toBlock + 1, covered), fiber: yield* Effect.forkIn(Effect.succeed(rest.after), scope) })
+        }
+        const span = covered - request.fromBlock + 1
+        let next = (ahead.at(-1)?.request.toBlock ?? covered) + 1
+        while (ahead.length < prefetchDepth && next <= lastHead) {
+          const planned = rangeOf(request, next, Math.min(lastHead, next + span - 1))
+          ahead.push({ request: planned, fiber: yield* Effect.forkIn(fetchRange(planned), scope) })
+          next = planned.toBlock + 1
         }
         return result
       })
 
     return {
-      head: onlySource(
-        Effect.map(call<Hex>("eth_blockNumber", []), (hex) => {
-          lastHead = Number(hex)
-          return lastHead
-        }),
-        "eth_blockNumber"
-      ),
-      blockHash: (n) => Effect.map(headers([n]), (byNumber) => byNumber.get(n)?.hash),
+      head: sourced(Effect.map(client.blockNumber, (n) => (lastHead = n))),
+      blockHash: (n) => sourced(Effect.map(client.headers([n]), (headers) => headers.get(n)!.hash)),
       fetch: fetchAhead
     } satisfies ChainSource
   })
+
+/** Requests for the same contracts, both inside the reorg window or both outside it. */
+const sameKind = (a: FetchRequest, b: FetchRequest): boolean => a.contracts === b.contracts && (a.hashesFrom === undefined) === (b.hashesFrom === undefined)
+
+/** `template` over [fromBlock, toBlock]. */
+const rangeOf = (template: FetchRequest, fromBlock: number, toBlock: number): FetchRequest =>
+  ({ ...template, fromBlock, toBlock, hashesFrom: template.hashesFrom === undefined ? undefined : Math.max(fromBlock, template.hashesFrom) })
+
+/** A result cut after `toBlock`: what a request asked for, and the rest. */
+const split = (result: FetchResult, toBlock: number): { readonly before: FetchResult; readonly after: FetchResult } => ({
+  before: { events: result.events.filter((e) => e.blockNumber <= toBlock), blocks: result.blocks.filter((b) => b.number <= toBlock), toBlock },
+  after: { events: result.events.filter((e) => e.blockNumber > toBlock), blocks: result.blocks.filter((b) => b.number > toBlock), ...(result.toBlock === undefined ? {} : { toBlock: result.toBlock }) }
+})
+
+/**
+ * Records each block's hash as its logs name it into `hashes`; the first disagreement (two hashes in the logs of one
+ * block, or a header with another hash) is returned.
+ */
+const checkHashes = (
+  logs: ReadonlyArray<RpcClient.Log>,
+  headers: ReadonlyMap<number, RpcClient.Header>,
+  hashes: Map<number, Hex>
+): Inconsistent | undefined => {
+  for (const log of logs) {
+    if (log.removed === true) continue
+    const n = Number(log.blockNumber)
+    const known = hashes.get(n)
+    if (known === undefined) {
+      const header = headers.get(n)
+      if (header !== undefined && header.hash !== log.blockHash) {
+        return { _tag: "Inconsistent", block: n, detail: `its logs name hash ${log.blockHash} and its header ${header.hash}`, header: true }
+      }
+      hashes.set(n, log.blockHash)
+    } else if (known !== log.blockHash) {
+      return { _tag: "Inconsistent", block: n, detail: `its logs name two hashes, ${known} and ${log.blockHash}`, header: false }
+    }
+  }
+  return undefined
+}
