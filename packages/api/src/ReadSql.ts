@@ -230,7 +230,7 @@ export const countsByParent = (
 export const chains = (schema: string): Statement => ({
   text: `SELECT c."chain_id"::text AS "chain_id", c."start_block"::text AS "start_block", c."end_block"::text AS "end_block",
   c."progress_block"::text AS "progress_block", c."source_block"::text AS "source_block", c."events_processed"::text AS "events_processed",
-  c."ready_at", c."reorg_window",
+  c."first_event_block"::text AS "first_event_block", c."ready_at", c."reorg_window",
   (SELECT min(k."block_number") FROM ${qualified(schema, Tables.checkpoints)} AS k WHERE k."chain_id" = c."chain_id")::text AS "history_from"
 FROM ${qualified(schema, Tables.chains)} AS c ORDER BY c."chain_id"`,
   params: []

@@ -8,7 +8,7 @@ import { Context, Duration, Effect, Layer, Metric, Semaphore } from "effect"
 import { SqlClient, type SqlError } from "effect/sql"
 import { GraphQLError } from "graphql"
 import type { Indexer, Processor } from "@chainstore/core"
-import { Columns, Tables } from "@chainstore/persistence"
+import { Columns, PgStorage, Tables } from "@chainstore/persistence"
 import * as ApiMetrics from "./ApiMetrics.js"
 import * as Catalog from "./Catalog.js"
 import { ApiDefinitionError, ReadError } from "./Errors.js"
@@ -173,36 +173,28 @@ export const layer = (indexer: Indexer.Indexer, options: Options): Layer.Layer<R
 
 // ---------------------------------------------------------------------------------------------------------------
 
-interface ChainRow {
-  readonly chain_id: string
-  readonly start_block: string
-  readonly end_block: string | null
-  readonly progress_block: string
-  readonly source_block: string
-  readonly events_processed: string
-  readonly ready_at: Date | string | null
-  readonly reorg_window: number
+/** chainstore_chains as the storage reads it, and where its stored checkpoints start. */
+interface ChainRow extends PgStorage.ChainRow {
   readonly history_from: string | null
 }
 
 const chainMeta = (row: ChainRow, live: ReadonlyArray<Processor.ChainReport> | undefined): ChainMeta => {
-  const chainId = Number(row.chain_id)
-  const committedBlock = Number(row.progress_block)
-  const report = live?.find((c) => c.chainId === chainId)
-  const endBlock = row.end_block === null ? null : Number(row.end_block)
-  const headBlock = Math.max(report?.head ?? 0, Number(row.source_block))
-  const processedBlock = Math.max(report?.processedBlock ?? committedBlock, committedBlock)
-  const readyAt = row.ready_at === null ? null : new Date(row.ready_at)
+  const chain = PgStorage.decodeChain(row)
+  const report = live?.find((c) => c.chainId === chain.chainId)
+  const endBlock = chain.endBlock ?? null
+  const headBlock = Math.max(report?.head ?? 0, chain.sourceBlock)
+  const processedBlock = Math.max(report?.processedBlock ?? chain.progressBlock, chain.progressBlock)
+  const readyAt = chain.readyAt === undefined ? null : new Date(chain.readyAt)
   return {
-    chainId,
-    startBlock: Number(row.start_block),
+    chainId: chain.chainId,
+    startBlock: chain.startBlock,
     endBlock,
     processedBlock,
-    committedBlock,
+    committedBlock: chain.progressBlock,
     headBlock,
     ready: readyAt !== null || (report !== undefined && processedBlock >= (endBlock ?? report.head) && report.head > 0),
     readyAt,
-    eventsProcessed: Math.max(report?.eventsProcessed ?? 0, Number(row.events_processed)),
+    eventsProcessed: Math.max(report?.eventsProcessed ?? 0, chain.eventsProcessed),
     historyFromBlock: historyFrom(row)
   }
 }

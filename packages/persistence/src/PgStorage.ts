@@ -616,7 +616,8 @@ interface AddressRow {
   readonly checkpoint_id: string
 }
 
-interface ChainRow {
+/** A row of chainstore_chains as `selectChains` reads it (numbers as text). */
+export interface ChainRow {
   readonly chain_id: string
   readonly start_block: string
   readonly end_block: string | null
@@ -628,7 +629,7 @@ interface ChainRow {
   readonly reorg_window: number
 }
 
-const decodeChain = (row: ChainRow): Storage.ChainState => ({
+export const decodeChain = (row: ChainRow): Storage.ChainState => ({
   chainId: Number(row.chain_id),
   startBlock: Number(row.start_block),
   endBlock: row.end_block === null ? undefined : Number(row.end_block),
