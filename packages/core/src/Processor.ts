@@ -112,9 +112,15 @@ export const make = (options: Options = {}) =>
      * event (a constructor's) mean the block is handled again from its start, its entity changes undone first.
      */
     const processBatch = Effect.fn("Processor.processBatch")(function*(batch: Batch.Batch) {
-      const items = [...batch.items]
+      // Copied only when a factory child's events grow a block (rare): the common batch is read as it is.
+      let items = batch.items
+      let grown: { readonly items: Array<Event>; readonly counts: Array<number> } | undefined
       const checkpointIds = Batch.itemCheckpointIds(batch)
-      const counts = [...batch.checkpointEventsProcessed]
+      const grow = (at: number, from: number, children: ReadonlyArray<Event>) => {
+        grown ??= { items: [...batch.items], counts: [...batch.checkpointEventsProcessed] }
+        Batch.mergeIntoBlock(grown.items, checkpointIds, grown.counts, at, from, children)
+        items = grown.items
+      }
       // With no effects to resolve and every table complete in memory, a preload would find nothing to load.
       if (indexer.effects.length > 0 || indexer.entities.some((e) => !store.isComplete(e.name))) yield* preload(items, checkpointIds)
       store.beginBatch(batch)
@@ -146,15 +152,15 @@ export const make = (options: Options = {}) =>
         const children = yield* Fetcher.fetchRegistered(cursor, event.blockNumber, fresh)
         if (children.some((e) => e.logIndex < event.logIndex)) {
           store.undoCheckpoint(checkpointIds[i]!)
-          Batch.mergeIntoBlock(items, checkpointIds, counts, i, blockStart, children)
+          grow(i, blockStart, children)
           i = blockStart - 1
         } else if (children.length > 0) {
-          Batch.mergeIntoBlock(items, checkpointIds, counts, i, i + 1, children)
+          grow(i, i + 1, children)
         }
       }
       if (cut === undefined) return batch
-      const grown: Batch.Batch = { ...batch, items, checkpointEventsProcessed: counts }
-      return { ...Fetcher.truncate(cursors, grown, end ?? items.length), registrations }
+      const kept = grown === undefined ? batch : { ...batch, items: grown.items, checkpointEventsProcessed: grown.counts }
+      return { ...Fetcher.truncate(cursors, kept, end ?? items.length), registrations }
     })
 
     /** Rolls every chain back to the reorg's fork point: flush, read the diff from history, stage it, rewind. */
