@@ -1,8 +1,8 @@
 /**
- * Batch: processed items in checkpoint order with parallel checkpoint arrays (checkpoint i owns the next
+ * Batch: processed items (events, and block handlers' blocks) in checkpoint order with parallel checkpoint arrays (checkpoint i owns the next
  * `eventsProcessed[i]` items), per-chain progress, and whether any chain is inside its reorg window.
  */
-import type { Event } from "./Event.js"
+import type { Event, Item } from "./Event.js"
 
 export interface ChainProgress {
   readonly chainId: number
@@ -27,7 +27,7 @@ export interface Registration {
 }
 
 export interface Batch {
-  readonly items: ReadonlyArray<Event>
+  readonly items: ReadonlyArray<Item>
   readonly checkpointIds: ReadonlyArray<bigint>
   readonly checkpointChainIds: ReadonlyArray<number>
   readonly checkpointBlockNumbers: ReadonlyArray<number>
@@ -56,7 +56,7 @@ export const lastCheckpointId = (batch: Batch): bigint | undefined => batch.chec
 
 /** Items and parallel checkpoint arrays under construction (a batch being assembled or merged). */
 export interface Checkpoints {
-  readonly items: Array<Event>
+  readonly items: Array<Item>
   readonly checkpointIds: Array<bigint>
   readonly checkpointChainIds: Array<number>
   readonly checkpointBlockNumbers: Array<number>
@@ -80,7 +80,7 @@ export const addCheckpoint = (
   chainId: number,
   blockNumber: number,
   blockHash: string,
-  items: ReadonlyArray<Event>
+  items: ReadonlyArray<Item>
 ): void => {
   self.checkpointIds.push(id)
   self.checkpointChainIds.push(chainId)
@@ -131,7 +131,7 @@ export const itemCheckpointIds = (batch: Batch): Array<bigint> => {
  * the item arrays and the per-checkpoint counts grow in place.
  */
 export const mergeIntoBlock = (
-  items: Array<Event>,
+  items: Array<Item>,
   itemCheckpointIds: Array<bigint>,
   checkpointEventsProcessed: Array<number>,
   at: number,

@@ -122,6 +122,23 @@ export const make = Effect.gen(function*() {
       })
     })
 
+  /** Resolves keys with one `runMany`; outputs that fail (or do not encode) are left for the handler's own call. */
+  const runMany = (effect: ExternalEffect.Any, requests: ReadonlyArray<readonly [string, Request]>): Effect.Effect<void> =>
+    Effect.gen(function*() {
+      const counters = countersOf(effect.name)
+      counters.misses += requests.length
+      yield* acquire(effect)
+      counters.calls += requests.length
+      const results = yield* Effect.result(effect.runMany!(requests.map(([, r]) => r.input)))
+      if (results._tag === "Failure") return
+      for (const [i, [key, request]] of requests.entries()) {
+        const result = results.success[i]
+        if (result === undefined || result._tag === "Failure") continue
+        if (effect.cache && !ExternalEffect.encodes(effect, result.success)) continue
+        store.setEffectOutput(effect.name, key, result.success, request.checkpointId)
+      }
+    })
+
   const call = <I, O, E>(effect: ExternalEffect.ExternalEffect<string, I, O, E>, input: I, checkpointId: bigint) => {
     const key = ExternalEffect.keyOf(effect, input)
     if (typeof key !== "string") return Effect.fail(callError(effect as ExternalEffect.Any, "<unencodable input>", key.cause))
@@ -147,6 +164,7 @@ export const make = Effect.gen(function*() {
     yield* Effect.forEach(byEffect.values(), ({ effect, pending }) =>
       Effect.gen(function*() {
         const missing = yield* loadStored(effect, [...pending.keys()])
+        if (effect.runMany !== undefined && missing.length > 0) return yield* runMany(effect, missing.map((key) => [key, pending.get(key)!]))
         // Failures surface when the handler calls for real; here they only must not stop the others.
         yield* Effect.forEach(missing, (key) => {
           const request = pending.get(key)!

@@ -2,7 +2,7 @@
  * Every typed error of chainstore's runtime, in one module. Retryability is data (`isRetryable`).
  */
 import { Cause, Schema } from "effect"
-import type { Event } from "./Event.js"
+import { describe as describeItem, isBlockItem, type Item } from "./Event.js"
 
 /** A Storage operation failed; `isRetryable` says whether re-running the whole transaction is safe and useful. */
 export class StorageError extends Schema.TaggedError<StorageError>()("StorageError", {
@@ -18,33 +18,48 @@ export class WriteFailed extends Schema.TaggedError<WriteFailed>()("WriteFailed"
   cause: Schema.Defect()
 }) {}
 
-/** A user handler failed or died on one event. */
+/** A user handler failed or died on one event, or a block handler on one block. */
 export class HandlerError extends Schema.TaggedError<HandlerError>()("HandlerError", {
   chainId: Schema.Number,
   blockNumber: Schema.Number,
-  logIndex: Schema.Number,
-  transactionHash: Schema.String,
+  /** The event's; absent for a block handler. */
+  logIndex: Schema.optional(Schema.Number),
+  transactionHash: Schema.optional(Schema.String),
   handler: Schema.String,
   cause: Schema.Defect()
 }) {
-  /** The error of the handler running `event` (a Cause or an error); a HandlerError already in it is kept as it is. */
-  static of(event: Event, cause: unknown): HandlerError {
+  /** The error of the handler running `item` (a Cause or an error); a HandlerError already in it is kept as it is. */
+  static of(item: Item, cause: unknown): HandlerError {
     if (cause instanceof HandlerError) return cause
     if (Cause.isCause(cause)) {
       for (const reason of cause.reasons) if (reason._tag === "Fail" && reason.error instanceof HandlerError) return reason.error
     }
     return new HandlerError({
-      chainId: event.chainId,
-      blockNumber: event.blockNumber,
-      logIndex: event.logIndex,
-      transactionHash: event.transactionHash,
-      handler: `${event.contractName}.${event.eventName}`,
+      chainId: item.chainId,
+      blockNumber: item.blockNumber,
+      ...(isBlockItem(item) ? {} : { logIndex: item.logIndex, transactionHash: item.transactionHash }),
+      handler: describeItem(item),
       cause
     })
   }
 
   override get message(): string {
-    return `Handler ${this.handler} failed on chain ${this.chainId}, block ${this.blockNumber}, log index ${this.logIndex}, tx ${this.transactionHash}: ${describe(this.cause)}`
+    const where = this.logIndex === undefined ? "" : `, log index ${this.logIndex}, tx ${this.transactionHash}`
+    return `Handler ${this.handler} failed on chain ${this.chainId}, block ${this.blockNumber}${where}: ${describe(this.cause)}`
+  }
+}
+
+/** `ctx.readContract` could not read: the call reverted, its arguments do not encode, or the chain cannot be called. */
+export class ContractReadError extends Schema.TaggedError<ContractReadError>()("ContractReadError", {
+  chainId: Schema.Number,
+  address: Schema.String,
+  functionName: Schema.String,
+  blockNumber: Schema.Number,
+  reason: Schema.String,
+  cause: Schema.optional(Schema.Defect())
+}) {
+  override get message(): string {
+    return `readContract ${this.functionName} on ${this.address} (chain ${this.chainId}, block ${this.blockNumber}): ${this.reason}`
   }
 }
 

@@ -2,7 +2,7 @@
  * ExternalEffect: a user-declared external call (RPC, HTTP) whose outputs the EffectCache memoises per input.
  * Named apart from Effect's own `Effect`.
  */
-import { Effect, Schema } from "effect"
+import { type Effect, type Result, Schema } from "effect"
 import type { RateLimit } from "./RateLimiter.js"
 
 /** A schema usable for inputs and outputs: no services needed to decode or encode. */
@@ -19,6 +19,8 @@ export interface ExternalEffect<Name extends string = string, I = unknown, O = u
   readonly rateLimit: RateLimit | undefined
   // Method syntax on purpose: it lets every definition stand in for `Any` (parameters are bivariant).
   run(input: I): Effect.Effect<O, E>
+  /** Runs many inputs in one go (one request for a batch); the preload pass uses it when present. */
+  runMany?(inputs: ReadonlyArray<I>): Effect.Effect<ReadonlyArray<Result.Result<O, E>>, E>
   /** Stable key of an input: its JSON encoding with object keys sorted. */
   inputKey(input: I): string
   /** The output as JSON, for storage. */
@@ -35,6 +37,8 @@ export interface Options<Name extends string, I, O, E> {
   readonly reorgSensitive?: boolean
   readonly rateLimit?: RateLimit
   readonly run: (input: I) => Effect.Effect<O, E>
+  /** Resolves many inputs at once, results in order (e.g. one batched request); `run` still serves single calls. */
+  readonly runMany?: (inputs: ReadonlyArray<I>) => Effect.Effect<ReadonlyArray<Result.Result<O, E>>, E>
 }
 
 export const make = <const Name extends string, I, O, E = never>(options: Options<Name, I, O, E>): ExternalEffect<Name, I, O, E> => {
@@ -51,6 +55,7 @@ export const make = <const Name extends string, I, O, E = never>(options: Option
     reorgSensitive: options.reorgSensitive ?? false,
     rateLimit: options.rateLimit,
     run: options.run,
+    ...(options.runMany === undefined ? {} : { runMany: options.runMany }),
     // Plain data keys straight from the value (the hot path); anything else through the schema's JSON encoding.
     inputKey: (input) => plainKey(input) ?? stableStringify(encodeInput(input)),
     encodeOutput: (output) => encodeOutput(output) as Schema.Json,
@@ -69,6 +74,16 @@ export const keyOf = <I>(effect: ExternalEffect<string, I, unknown, unknown>, in
     return effect.inputKey(input)
   } catch (cause) {
     return new UnencodableInput(cause)
+  }
+}
+
+/** Whether the effect's output schema can encode `output` for storage. Plain code: run per output of a batch. */
+export const encodes = (effect: Any, output: unknown): boolean => {
+  try {
+    effect.encodeOutput(output)
+    return true
+  } catch {
+    return false
   }
 }
 

@@ -9,13 +9,18 @@ import * as Batch from "./Batch.js"
 import { CapacityGate } from "./CapacityGate.js"
 import { ChainstoreConfig } from "./Config.js"
 import { EffectCache } from "./EffectCache.js"
+import type * as Entity from "./Entity.js"
 import { HandlerError } from "./Errors.js"
 import type * as Errors from "./Errors.js"
-import type { Event } from "./Event.js"
+import { type Event, isBlockItem, type Item } from "./Event.js"
+import type { Context as HandlerContext } from "./HandlerContext.js"
+import * as Indexer from "./Indexer.js"
 import * as Fetcher from "./internal/Fetcher.js"
 import * as HandlerContexts from "./internal/HandlerContexts.js"
 import * as Metrics from "./Metrics.js"
 import { PersistenceCycle } from "./PersistenceCycle.js"
+import * as ReadContract from "./ReadContract.js"
+import type { ChainSource } from "./Source.js"
 import { Storage } from "./Storage.js"
 import { Store } from "./Store.js"
 
@@ -59,7 +64,6 @@ export const make = (options: Options = {}) =>
     const storage = yield* Storage
     const config = yield* ChainstoreConfig
     const scope = yield* Scope.Scope
-    const contexts = yield* HandlerContexts.make
     const effectCache = yield* EffectCache
     const indexer = store.indexer
     const fetchOptions: Fetcher.Options = {
@@ -69,34 +73,44 @@ export const make = (options: Options = {}) =>
     }
     const pollInterval = options.pollInterval ?? Duration.millis(500)
 
+    const sources = new Map<number, ChainSource>()
     const cursors = yield* Effect.forEach(indexer.chains, (chain) =>
       Effect.gen(function*() {
-        const contracts = Fetcher.contractsOf(indexer, chain)
-        const source = yield* chain.source.make({ chainId: chain.id, contracts }).pipe(Scope.provide(scope))
+        const contracts = yield* Fetcher.contractsOf(indexer, chain)
+        const source = yield* chain.source.make({ chainId: chain.id, contracts, blockHandlers: Indexer.blockHandlerInfos(chain) }).pipe(Scope.provide(scope))
+        sources.set(chain.id, source)
         const resumed = store.resumedChains.find((c) => c.chainId === chain.id)
         const window = chain.reorgWindow ?? 200
         const hashes = resumed === undefined ? [] : yield* storage.storedBlockHashes(chain.id, resumed.progressBlock - window)
         const registered = yield* storage.loadAddresses(chain.id)
         return Fetcher.makeCursor(chain, contracts, source, resumed, hashes, registered)
       }))
+    const contexts = yield* HandlerContexts.make(ReadContract.bind(sources))
     let stopRequested = false
     // Preload rounds per batch: each resolves the effects the previous one stopped at.
     const preloadRounds = 3
 
-    const handlerFor = (event: Event) => indexer.handlers.get(event.contractName)?.get(event.eventName)
+    /** The run of an item's handler (its event's, or its block handler) with `ctx`; undefined when none handles it. */
+    const runHandler = (item: Item, ctx: HandlerContext<ReadonlyArray<Entity.Any>>): Effect.Effect<void, unknown> | undefined => {
+      if (isBlockItem(item)) return indexer.blockHandlers.get(item.name)?.(item, ctx)
+      return indexer.handlers.get(item.contractName)?.get(item.eventName)?.(item, ctx)
+    }
+    const isHandled = (item: Item): boolean =>
+      isBlockItem(item) ? indexer.blockHandlers.has(item.name) : indexer.handlers.get(item.contractName)?.has(item.eventName) === true
+    const userEffects = indexer.effects.some((e) => e.name !== ReadContract.effect.name)
 
     const cursorOf = (chainId: number) => cursors.find((c) => c.chainId === chainId)!
 
     /** The preload pass: runs the handlers only to record what they read, then loads it all at once. */
-    const preload = Effect.fn("Processor.preload")(function*(items: ReadonlyArray<Event>, checkpointIds: ReadonlyArray<bigint>) {
+    const preload = Effect.fn("Processor.preload")(function*(items: ReadonlyArray<Item>, checkpointIds: ReadonlyArray<bigint>) {
       let pending: Array<number> = []
-      for (let i = 0; i < items.length; i++) if (handlerFor(items[i]!) !== undefined) pending.push(i)
+      for (let i = 0; i < items.length; i++) if (isHandled(items[i]!)) pending.push(i)
       for (let round = 0; round < preloadRounds && pending.length > 0; round++) {
         const stopped: Array<number> = []
         for (const i of pending) {
           contexts.setCurrent(items[i]!, checkpointIds[i]!)
           // Preload runs are best effort: they only record what to load.
-          yield* Effect.exit(handlerFor(items[i]!)!(items[i]!, contexts.preload))
+          yield* Effect.exit(runHandler(items[i]!, contexts.preload)!)
           if (contexts.preloadStopped()) stopped.push(i)
         }
         yield* contexts.load
@@ -114,18 +128,19 @@ export const make = (options: Options = {}) =>
     const processBatch = Effect.fn("Processor.processBatch")(function*(batch: Batch.Batch) {
       // Copied only when a factory child's events grow a block (rare): the common batch is read as it is.
       let items = batch.items
-      let grown: { readonly items: Array<Event>; readonly counts: Array<number> } | undefined
+      let grown: { readonly items: Array<Item>; readonly counts: Array<number> } | undefined
       const checkpointIds = Batch.itemCheckpointIds(batch)
       const grow = (at: number, from: number, children: ReadonlyArray<Event>) => {
         grown ??= { items: [...batch.items], counts: [...batch.checkpointEventsProcessed] }
         Batch.mergeIntoBlock(grown.items, checkpointIds, grown.counts, at, from, children)
         items = grown.items
       }
-      // With no effects to resolve and every table complete in memory, a preload would find nothing to load.
-      if (indexer.effects.length > 0 || indexer.entities.some((e) => !store.isComplete(e.name))) yield* preload(items, checkpointIds)
+      // With no effects to resolve (no user effect, no contract read so far) and every table complete in memory, a
+      // preload would find nothing to load.
+      if (userEffects || contexts.readsContracts() || indexer.entities.some((e) => !store.isComplete(e.name))) yield* preload(items, checkpointIds)
       store.beginBatch(batch)
       const registrations: Array<Batch.Registration> = []
-      let cut: Event | undefined
+      let cut: Item | undefined
       let end: number | undefined
       let blockStart = 0
       for (let i = 0; i < items.length; i++) {
@@ -135,10 +150,9 @@ export const make = (options: Options = {}) =>
           end = i
           break
         }
-        const handler = handlerFor(event)
-        if (handler === undefined) continue
+        if (!isHandled(event)) continue
         contexts.setCurrent(event, checkpointIds[i]!)
-        const exit = yield* Effect.exit(handler(event, contexts.real))
+        const exit = yield* Effect.exit(runHandler(event, contexts.real)!)
         if (exit._tag === "Failure") return yield* HandlerError.of(event, exit.cause)
         const registered = contexts.takeRegistrations()
         if (registered.length === 0) continue

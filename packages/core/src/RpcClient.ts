@@ -8,7 +8,9 @@
  * - TooLarge: ask for less — fewer blocks per eth_getLogs (the provider's suggested range when it names one), one
  *   block split by address then topic, fewer calls per batch (the limit learned downward);
  * - Transient and MissingItem: retry with capped exponential backoff, on the next endpoint when there is one;
- * - Permanent: fail, once every endpoint refused.
+ * - Permanent: fail, once every endpoint refused;
+ * - Reverted (a call that ran and reverted): the call's answer through `calls`, with its revert data; elsewhere final
+ *   like Permanent.
  * Retries end when a request kept failing for the outage budget (start-up checks: a few seconds). A reply never
  * lacks an item: null results, short batches and wrong blocks are fetched again, never defaulted.
  */
@@ -20,6 +22,7 @@ import * as Failure from "./internal/RpcFailure.js"
 import * as Transport from "./internal/RpcTransport.js"
 import * as Metrics from "./Metrics.js"
 import * as RateLimiter from "./RateLimiter.js"
+import type { Topics } from "./Source.js"
 
 export interface Options {
   readonly chainId: number
@@ -50,11 +53,19 @@ export interface Call {
   readonly params: ReadonlyArray<unknown>
 }
 
-/** Contracts' addresses and the topic0 values (event selectors) wanted from them. */
+/** An eth_getLogs filter: contracts' addresses (undefined: any; [] and [] in a position match nothing) and topics per position (null: any). */
 export interface LogFilter {
-  readonly addresses: ReadonlyArray<string>
-  readonly topics: ReadonlyArray<Hex>
+  readonly addresses: ReadonlyArray<string> | undefined
+  readonly topics: Topics
 }
+
+/** What a call answered: its result, or the revert of a call that reverted (eth_call), with the revert data ("0x": none). */
+export type CallOutcome =
+  | { readonly _tag: "Success"; readonly value: unknown }
+  | { readonly _tag: "Reverted"; readonly data: Hex; readonly message: string }
+
+/** Refuses a result that is not the item asked for (the wrong block, another transaction): a message, and it is asked again. */
+export type Check = (result: unknown, index: number) => string | undefined
 
 export interface Log {
   readonly address: string
@@ -65,15 +76,21 @@ export interface Log {
   readonly blockTimestamp?: Hex
   readonly logIndex: Hex
   readonly transactionHash: Hex
+  readonly transactionIndex: Hex
   readonly removed?: boolean
 }
 
+/**
+ * A block as `eth_getBlockByNumber(n, false)` answers it: number, hash, parent hash and timestamp checked, the other
+ * fields (read when a handler selects them) as the node gave them.
+ */
 export interface Header {
   readonly number: Hex
   readonly hash: Hex
   readonly parentHash: Hex
   readonly timestamp: Hex
   readonly logsBloom?: Hex
+  readonly [field: string]: unknown
 }
 
 export interface Logs {
@@ -94,8 +111,13 @@ export class RpcClient extends Context.Service<RpcClient, {
   readonly chainId: number
   /** One call; its result is never null. */
   readonly call: (method: string, params: ReadonlyArray<unknown>) => Effect.Effect<unknown, RpcError>
-  /** Many calls in batches; results in order, none null. */
-  readonly batch: (calls: ReadonlyArray<Call>) => Effect.Effect<ReadonlyArray<unknown>, RpcError>
+  /** Many calls in batches; results in order, none null, each passing `check` (a refused one is asked again). */
+  readonly batch: (calls: ReadonlyArray<Call>, check?: Check) => Effect.Effect<ReadonlyArray<unknown>, RpcError>
+  /**
+   * Like `batch`, for calls that may revert (eth_call): a revert is that call's outcome, with its revert data, not a
+   * failure to retry. Every other failure follows the policies.
+   */
+  readonly calls: (calls: ReadonlyArray<Call>, check?: Check) => Effect.Effect<ReadonlyArray<CallOutcome>, RpcError>
   readonly blockNumber: Effect.Effect<number, RpcError>
   /** The header of every block asked for, checked to be that block. */
   readonly headers: (numbers: ReadonlyArray<number>) => Effect.Effect<ReadonlyMap<number, Header>, RpcError>
@@ -282,7 +304,7 @@ export const make = Effect.fn("RpcClient.make")(function*(options: Options) {
         if (failure._tag === "RateLimited") {
           Endpoints.rateLimited(endpoint, now, failure.waitMs === undefined ? undefined : Math.min(failure.waitMs, budget), tuning)
           if (failure.waitMs === undefined) notBefore.set(endpoint, now + Endpoints.backoff(tuning, ++limited, random))
-        } else if (failure._tag === "Permanent") {
+        } else if (failure._tag === "Permanent" || failure._tag === "Reverted") {
           refusing.add(endpoint)
           if (refusing.size >= candidates.length) return yield* refused(endpoint, method, failure)
           // Refused here, maybe not there: the next endpoint is asked while this one cools down.
@@ -311,8 +333,11 @@ export const make = Effect.fn("RpcClient.make")(function*(options: Options) {
       (failure) => Effect.fail(tooLargeError(method, failure))
     )
 
-  /** Calls in batches of the learned size: refused batches split, failed items sent again, each round making progress or backing off. */
-  const batchWith = (calls: ReadonlyArray<Call>, validate: Transport.Validate): Effect.Effect<Array<unknown>, RpcError> =>
+  /**
+   * Calls in batches of the learned size: refused batches split, failed items sent again, each round making progress or
+   * backing off. With `reverts`, a reverted call's result is its `RevertedReply`; without, a revert refuses the calls.
+   */
+  const batchWith = (calls: ReadonlyArray<Call>, validate: Transport.Validate, reverts = false): Effect.Effect<Array<unknown>, RpcError> =>
     Effect.gen(function*() {
       const results = new Array<unknown>(calls.length)
       const method = Transport.methodOf(calls)
@@ -324,7 +349,14 @@ export const make = Effect.fn("RpcClient.make")(function*(options: Options) {
         const check: Transport.Validate = (result, j) => validate(result, chunk[j]!)
         const sent = yield* Effect.result(attempt(method, (endpoint) =>
           chunk.length === 1 ?
-            Effect.map(single(endpoint, chunkCalls[0]!, check), (value) => ({ endpoint, outcomes: [{ ok: true, value } as Transport.Outcome] })) :
+            Effect.map(
+              // A revert is the call's answer: handed to the per-item outcomes below, like one inside a batch.
+              Effect.catch(
+                Effect.map(single(endpoint, chunkCalls[0]!, check), (value): Transport.Outcome => ({ ok: true, value })),
+                (failure) => (failure._tag === "Reverted" ? Effect.succeed<Transport.Outcome>({ ok: false, failure }) : Effect.fail(failure))
+              ),
+              (outcome) => ({ endpoint, outcomes: [outcome] })
+            ) :
             Effect.map(batchOnce(endpoint, chunkCalls, check), (outcomes) => ({ endpoint, outcomes })), outageBudget))
         if (sent._tag === "Failure") {
           const failure = sent.failure
@@ -346,9 +378,13 @@ export const make = Effect.fn("RpcClient.make")(function*(options: Options) {
             results[chunk[j]!] = outcome.value
             continue
           }
+          if (reverts && outcome.failure._tag === "Reverted") {
+            results[chunk[j]!] = new RevertedReply(outcome.failure.data, outcome.failure.message)
+            continue
+          }
           failed.push(chunk[j]!)
           yield* Metric.update(metric(Metrics.rpcErrors, { endpoint: endpoint.name, class: outcome.failure._tag }), 1)
-          if (outcome.failure._tag === "Permanent") {
+          if (outcome.failure._tag === "Permanent" || outcome.failure._tag === "Reverted") {
             return yield* refused(endpoint, method, outcome.failure)
           }
           if (outcome.failure._tag === "RateLimited") {
@@ -378,12 +414,13 @@ export const make = Effect.fn("RpcClient.make")(function*(options: Options) {
   const rangeLogs = (filter: LogFilter, from: number, to: number, smallest: boolean) =>
     getLogsOnce(filter, { fromBlock: hex(from), toBlock: hex(to) }, (result) => checkLogs(result, from, to, undefined), smallest)
 
-  /** One block whose logs are too many for one reply: by address, then by topic; one address and topic too many is an error naming them. */
+  /**
+   * One block whose logs are too many for one reply: by address, then by the values of a topic position; one address and
+   * one value per position too many is an error naming them.
+   */
   const splitBlock = (filter: LogFilter, block: number, cause: Failure.TooLarge): Effect.Effect<Array<Log>, RpcError> =>
     Effect.gen(function*() {
-      const parts: Array<LogFilter> = filter.addresses.length > 1 ? filter.addresses.map((a) => ({ addresses: [a], topics: filter.topics })) :
-        filter.topics.length > 1 ? filter.topics.map((t) => ({ addresses: filter.addresses, topics: [t] })) :
-        []
+      const parts = splitFilter(filter)
       if (parts.length === 0) {
         const smallest = yield* Effect.result(rangeLogs(filter, block, block, true))
         if (smallest._tag === "Success") return [...smallest.success]
@@ -394,7 +431,7 @@ export const make = Effect.fn("RpcClient.make")(function*(options: Options) {
           endpoint: endpoints[0]!.name,
           method: "eth_getLogs",
           reason: "TooLarge",
-          message: `RPC ${endpoints[0]!.name}: the logs of block ${block} for ${filter.addresses.join(",") || "any address"} and topic ${filter.topics.join(",") || "any"} exceed the provider's limit${
+          message: `RPC ${endpoints[0]!.name}: the logs of block ${block} for ${describeFilter(filter)} exceed the provider's limit${
             cap === undefined ? "" : ` of ${cap} results`} even alone (${smallest.failure.message}); use an endpoint with a higher limit`
         })
       }
@@ -409,6 +446,7 @@ export const make = Effect.fn("RpcClient.make")(function*(options: Options) {
     })
 
   const logs = Effect.fn("RpcClient.logs")(function*(filter: LogFilter, fromBlock: number, toBlock: number) {
+    if (matchesNothing(filter)) return { logs: [], toBlock } satisfies Logs
     while (true) {
       const end = Math.min(toBlock, fromBlock + range - 1)
       const span = end - fromBlock + 1
@@ -469,7 +507,12 @@ export const make = Effect.fn("RpcClient.make")(function*(options: Options) {
   return RpcClient.of({
     chainId,
     call: (method, params) => callOn(endpoints, method, params, outageBudget),
-    batch: (calls) => batchWith(calls, noCheck),
+    batch: (calls, check) => batchWith(calls, validateWith(check)),
+    calls: Effect.fn("RpcClient.calls")(function*(calls: ReadonlyArray<Call>, check?: Check) {
+      const results = yield* batchWith(calls, validateWith(check), true)
+      return results.map((value): CallOutcome =>
+        value instanceof RevertedReply ? { _tag: "Reverted", data: value.data, message: value.message } : { _tag: "Success", value })
+    }),
     blockNumber: Effect.map(callOn(endpoints, "eth_blockNumber", [], outageBudget), Number),
     headers: Effect.fn("RpcClient.headers")(function*(numbers: ReadonlyArray<number>) {
       const results = yield* batchWith(numbers.map((n) => ({ method: "eth_getBlockByNumber", params: [hex(n), false] })), (result, i) => checkHeader(result, numbers[i]!))
@@ -479,6 +522,7 @@ export const make = Effect.fn("RpcClient.make")(function*(options: Options) {
     }),
     logs,
     blockLogs: Effect.fn("RpcClient.blockLogs")(function*(filter: LogFilter, blockHash: Hex) {
+      if (matchesNothing(filter)) return []
       const found = yield* Effect.catchTag(
         getLogsOnce(filter, { blockHash }, (result) => checkLogs(result, undefined, undefined, blockHash), true),
         "TooLarge",
@@ -497,16 +541,53 @@ export const layer = (options: Options): Layer.Layer<RpcClient, RpcError> => Lay
 
 const noCheck: Transport.Validate = () => undefined
 
-const filterParams = (filter: LogFilter): Record<string, unknown> => ({
-  ...(filter.addresses.length === 0 ? {} : { address: filter.addresses }),
-  ...(filter.topics.length === 0 ? {} : { topics: [filter.topics] })
-})
+/** A reverted call's reply inside `batchWith`'s results (no result of the node is one). */
+class RevertedReply {
+  constructor(readonly data: Hex, readonly message: string) {}
+}
+
+const validateWith = (check: Check | undefined): Transport.Validate =>
+  check === undefined ? noCheck : (result, index) => {
+    const refused = check(result, index)
+    return refused === undefined ? undefined : Failure.missingItem(refused)
+  }
+
+/** The filter's eth_getLogs fields: trailing any-topic positions left out. */
+const filterParams = (filter: LogFilter): Record<string, unknown> => {
+  let end = filter.topics.length
+  while (end > 0 && filter.topics[end - 1] === null) end--
+  return {
+    ...(filter.addresses === undefined ? {} : { address: filter.addresses }),
+    ...(end === 0 ? {} : { topics: filter.topics.slice(0, end) })
+  }
+}
+
+/** An empty address list or an empty list of topic values: no log matches (a node would read the empty list as "any"). */
+const matchesNothing = (filter: LogFilter): boolean =>
+  filter.addresses?.length === 0 || filter.topics.some((allowed) => allowed !== null && allowed.length === 0)
+
+/** A filter in smaller parts that together match what it matches: one per address, else one per value of the first topic position with several; [] when it cannot be split. */
+const splitFilter = (filter: LogFilter): Array<LogFilter> => {
+  if (filter.addresses !== undefined && filter.addresses.length > 1) return filter.addresses.map((a) => ({ addresses: [a], topics: filter.topics }))
+  const at = filter.topics.findIndex((allowed) => allowed !== null && allowed.length > 1)
+  if (at === -1) return []
+  return filter.topics[at]!.map((value) => ({ addresses: filter.addresses, topics: filter.topics.map((allowed, i) => (i === at ? [value] : allowed)) }))
+}
+
+/** "0xabc and topic 0xddf2…" (positions after the first follow, comma-separated; "any" where a position does not filter). */
+const describeFilter = (filter: LogFilter): string => {
+  const topics = filter.topics.map((allowed) => (allowed === null ? "any" : allowed.join("|")))
+  return `${filter.addresses === undefined ? "any address" : filter.addresses.join(",")} and topic ${topics.join(", ") || "any"}`
+}
 
 /** An eth_getLogs result: an array of logs inside [from, to] (or of block `hash`). */
 const checkLogs = (result: unknown, from: number | undefined, to: number | undefined, hash: Hex | undefined): Failure.Failure | undefined => {
   if (!Array.isArray(result)) return Failure.transient("eth_getLogs result is not an array")
   for (const log of result as ReadonlyArray<Partial<Log>>) {
-    if (typeof log !== "object" || log === null || typeof log.blockNumber !== "string" || typeof log.blockHash !== "string" || typeof log.logIndex !== "string") {
+    if (
+      typeof log !== "object" || log === null || typeof log.blockNumber !== "string" || typeof log.blockHash !== "string" || typeof log.logIndex !== "string" ||
+      typeof log.transactionHash !== "string" || typeof log.transactionIndex !== "string" || !Array.isArray(log.topics) || typeof log.data !== "string"
+    ) {
       return Failure.transient("eth_getLogs result holds a malformed log")
     }
     if (hash !== undefined && log.blockHash !== hash) return Failure.missingItem(`eth_getLogs of block ${hash} answered logs of block ${log.blockHash}`)

@@ -7,7 +7,8 @@
 import { Clock, Effect, Schema } from "effect"
 import { SourceError } from "./Errors.js"
 import type { Event } from "./Event.js"
-import type { Block, ChainInfo, ChainSource, Source } from "./Source.js"
+import * as Fields from "./Fields.js"
+import { type Block, type BlockData, type ChainInfo, type ChainSource, handlerBlockNumbers, type Source } from "./Source.js"
 
 export const Params = Schema.Struct({
   seed: Schema.Int,
@@ -112,10 +113,12 @@ export const chain = (params: Params, chainId: number, token: string): Chain => 
   const events = (n: number, variant: number): Array<Event> => {
     const out: Array<Event> = []
     const hash = blockHash(n, variant)
+    const block = blockData(n, hash)
     for (let i = 0; i < params.eventsPerBlock; i++) {
       const k = (n - 1) * params.eventsPerBlock + i
       const r = mix(params.seed, variant, k)
       const mint = k < params.accounts
+      const transactionHash = hex32(params.seed, chainId, n, variant, i, 0x7a) as `0x${string}`
       out.push({
         chainId,
         contractName: "",
@@ -125,7 +128,10 @@ export const chain = (params: Params, chainId: number, token: string): Chain => 
         blockHash: hash,
         blockTimestamp: 1_700_000_000 + n,
         logIndex: i,
-        transactionHash: hex32(params.seed, chainId, n, variant, i, 0x7a),
+        transactionHash,
+        block,
+        transaction: { hash: transactionHash },
+        log: noLog,
         params: mint
           ? { from: ZERO_ADDRESS, to: accounts[k]!, value: MINT_VALUE }
           : {
@@ -140,6 +146,11 @@ export const chain = (params: Params, chainId: number, token: string): Chain => 
   return { params, chainId, token, blockHash, events }
 }
 
+/** A block of the simulated chain as events and block handlers see it. */
+const blockData = (n: number, hash: string): BlockData => ({ number: n, hash: hash as `0x${string}`, timestamp: 1_700_000_000 + n })
+
+const noLog = {}
+
 /** A Source serving the simulated chain to the chain it stands in for (its Transfer contract's address). */
 export const source = (params: Partial<Params> = {}): Source => {
   const p: Params = { ...defaults, ...params }
@@ -147,9 +158,17 @@ export const source = (params: Partial<Params> = {}): Source => {
     name: "sim",
     make: (info: ChainInfo) =>
       Effect.gen(function*() {
-        const contract = info.contracts.find((c) => c.events.includes("Transfer"))
+        const contract = info.contracts.find((c) => c.events.some((e) => e.name === "Transfer"))
         if (contract === undefined) {
           return yield* new SourceError({ chainId: info.chainId, message: "the simulated chain needs a contract with a Transfer handler; this indexer has none" })
+        }
+        // The simulated chain has blocks' number, hash and timestamp and transactions' hash, nothing more.
+        const selecting = [
+          ...contract.events.filter((e) => !Fields.isEmpty(e.fields) || e.topics !== undefined).map((e) => `${contract.name}.${e.name}`),
+          ...info.blockHandlers.filter((h) => h.fields.length > 0).map((h) => `block handler "${h.name}"`)
+        ]
+        if (selecting.length > 0) {
+          return yield* new SourceError({ chainId: info.chainId, message: `the simulated chain has no selectable fields or topic filters; ${selecting.join(", ")} selects some` })
         }
         return make(chain(p, info.chainId, contract.addresses[0] ?? ZERO_ADDRESS), contract.name, yield* Clock.currentTimeMillis)
       })
@@ -186,7 +205,7 @@ const make = (sim: Chain, contractName: string, startedAt: number): ChainSource 
     endBlock: blocks,
     head,
     blockHash: (n) => Effect.succeed(n < 1 || n > blocks ? undefined : sim.blockHash(n, variantOf(n))),
-    fetch: ({ fromBlock, hashesFrom, toBlock }) =>
+    fetch: ({ blockHandlers, fromBlock, hashesFrom, toBlock }) =>
       Effect.gen(function*() {
         const h = yield* head
         if (toBlock > h) return yield* new SourceError({ chainId: sim.chainId, message: `block ${toBlock} is past the head ${h}` })
@@ -202,7 +221,8 @@ const make = (sim: Chain, contractName: string, startedAt: number): ChainSource 
           if (tip !== undefined && n === tip) seen.add(tip)
         }
         maxServed = Math.max(maxServed, toBlock)
-        return { events, blocks: hashes }
+        const handlerBlocks = handlerBlockNumbers(blockHandlers, Math.max(1, fromBlock), toBlock).map((n) => blockData(n, sim.blockHash(n, variantOf(n))))
+        return { events, blocks: hashes, handlerBlocks }
       })
   }
 }

@@ -1,7 +1,8 @@
 /**
- * Test kit for users' handlers: run an indexer over given events on the in-memory layers and read back the
- * entities it wrote — the full runtime (preload, store, persistence cycle) without a database. Each test event is
- * encoded into a log with its contract's ABI and decoded like a chain's, so handlers see what a chain gives them.
+ * Test kit for users' handlers: run an indexer over given events (and blocks, for block handlers) on the in-memory
+ * layers and read back the entities it wrote — the full runtime (preload, store, persistence cycle) without a
+ * database. Each test event is encoded into a log with its contract's ABI and decoded like a chain's, so handlers
+ * see what a chain gives them: its topic filters apply to it, and selected fields must be given.
  */
 import { Effect, Layer } from "effect"
 import type { Abi, AbiEvent, Hex } from "viem"
@@ -10,7 +11,8 @@ import { encodeAbiParameters, encodeEventTopics } from "viem/utils"
 import * as Config from "./Config.js"
 import type * as Entity from "./Entity.js"
 import * as Errors from "./Errors.js"
-import type { Indexer } from "./Indexer.js"
+import type * as Fields from "./Fields.js"
+import * as Indexer from "./Indexer.js"
 import * as EventDecoder from "./internal/EventDecoder.js"
 import type { RunResult } from "./Processor.js"
 import * as Runtime from "./Runtime.js"
@@ -30,14 +32,32 @@ export interface TestEvent {
   readonly srcAddress?: string
   readonly transactionHash?: string
   readonly blockTimestamp?: number
+  /** The transaction's (and receipt's) fields the event selects. */
+  readonly transaction?: Partial<Fields.TransactionSelectable & Fields.ReceiptSelectable>
+  /** The block's fields the event selects (events of one block must agree on them). */
+  readonly block?: Partial<Fields.BlockSelectable>
 }
+
+/** A block for block handlers to run on, with the fields they select; blocks with events exist already. */
+export interface TestBlock {
+  readonly _tag: "Block"
+  readonly chainId?: number
+  readonly blockNumber: number
+  readonly blockTimestamp?: number
+  readonly fields?: Partial<Fields.BlockSelectable>
+}
+
+export const block = (
+  blockNumber: number,
+  options: { readonly chainId?: number; readonly blockTimestamp?: number; readonly fields?: Partial<Fields.BlockSelectable> } = {}
+): TestBlock => ({ _tag: "Block", blockNumber, ...options })
 
 /** A test event; `params` are checked against the contract's ABI when the run starts (their type cannot be). */
 export const event = (
   contractName: string,
   eventName: string,
   params: Readonly<Record<string, unknown>>,
-  at: { readonly blockNumber: number; readonly chainId?: number; readonly srcAddress?: string; readonly transactionHash?: string }
+  at: Omit<TestEvent, "contractName" | "eventName" | "params">
 ): TestEvent => ({ contractName, eventName, params, ...at })
 
 export interface TestDb {
@@ -47,38 +67,53 @@ export interface TestDb {
 }
 
 /**
- * Runs `indexer` over `events` (each chain's source replaced by the events given for it, in block order) and
- * returns the committed entities. Pass `storage` to run several times against the same in-memory database.
- * A test event that does not fit its contract's ABI fails with an `EventParamsError` naming contract, event, param.
+ * Runs `indexer` over `items` (each chain's source replaced by the events and blocks given for it, in block order)
+ * and returns the committed entities. The definition is validated first. A test event that does not fit its
+ * contract's ABI fails with an `EventParamsError` naming contract, event, param; a field an event or block handler
+ * selects but the test does not give fails the run with a `SourceError` naming it.
  */
 export const run = (
-  indexer: Indexer,
-  events: ReadonlyArray<TestEvent>,
+  indexer: Indexer.Indexer,
+  items: ReadonlyArray<TestEvent | TestBlock>,
   options: { readonly config?: Partial<Config.Options> } = {}
-): Effect.Effect<TestDb, Errors.Fatal | Errors.EventParamsError, Storage.Storage | Storage.MemoryStorage> =>
+): Effect.Effect<TestDb, Errors.Fatal | Errors.EventParamsError | Errors.IndexerDefinitionError, Storage.Storage | Storage.MemoryStorage> =>
   Effect.gen(function*() {
+    yield* Indexer.validate(indexer, "indexer")
     const decode = decoding(indexer)
-    const params = new Map<TestEvent, Readonly<Record<string, unknown>>>()
-    for (const e of events) params.set(e, yield* decode(e))
-    const chains = indexer.chains.map((chain) => {
-      const own = events.filter((e) => (e.chainId ?? indexer.chains[0]!.id) === chain.id)
-      const byBlock = new Map<number, Array<Source.MemoryEvent>>()
-      for (const e of own) {
-        let list = byBlock.get(e.blockNumber)
-        if (list === undefined) byBlock.set(e.blockNumber, (list = []))
-        list.push({
+    const logs = new Map<TestEvent, Log>()
+    for (const e of items) if (!isBlock(e)) logs.set(e, yield* decode(e))
+    const chains = []
+    for (const chain of indexer.chains) {
+      const byBlock = new Map<number, { events: Array<Source.MemoryEvent>; timestamp?: number; fields: Partial<Fields.BlockSelectable> }>()
+      for (const e of items) {
+        if ((e.chainId ?? indexer.chains[0]!.id) !== chain.id) continue
+        let block = byBlock.get(e.blockNumber)
+        if (block === undefined) byBlock.set(e.blockNumber, (block = { events: [], fields: {} }))
+        const problem = mergeBlock(block, e.blockTimestamp, isBlock(e) ? e.fields : e.block)
+        if (problem !== undefined) return yield* new Errors.SourceError({ chainId: chain.id, message: `test block ${e.blockNumber}: ${problem}` })
+        if (isBlock(e)) continue
+        const log = logs.get(e)!
+        block.events.push({
           contractName: e.contractName,
           eventName: e.eventName,
-          params: params.get(e)!,
+          params: log.params,
+          topics: log.topics,
+          data: log.data,
           // A chain reports the emitter in lowercase.
           ...(e.srcAddress === undefined ? {} : { srcAddress: e.srcAddress.toLowerCase() }),
-          ...(e.transactionHash === undefined ? {} : { transactionHash: e.transactionHash })
+          ...(e.transactionHash === undefined ? {} : { transactionHash: e.transactionHash }),
+          ...(e.transaction === undefined ? {} : { transaction: e.transaction })
         })
       }
-      const blocks = [...byBlock].sort(([a], [b]) => a - b).map(([number, evs]) => ({ number, events: evs }))
+      const blocks = [...byBlock].sort(([a], [b]) => a - b).map(([number, b]) => ({
+        number,
+        events: b.events,
+        fields: b.fields,
+        ...(b.timestamp === undefined ? {} : { timestamp: b.timestamp })
+      }))
       const last = blocks[blocks.length - 1]?.number ?? chain.startBlock
-      return { ...chain, source: Source.memory(blocks, { head: last }).source, endBlock: Math.max(last, chain.startBlock) }
-    })
+      chains.push({ ...chain, source: Source.memory(blocks, { head: last }).source, endBlock: Math.max(last, chain.startBlock) })
+    }
     const result = yield* Runtime.run({ ...indexer, chains }).pipe(Effect.provide(Config.layer(options.config ?? {})))
     const memory = yield* Storage.MemoryStorage
     return {
@@ -91,10 +126,37 @@ export const run = (
 /** The in-memory storage a test runs against. */
 export const layer: Layer.Layer<Storage.Storage | Storage.MemoryStorage> = Storage.layerMemory
 
-/** Decodes test events' params through their contracts' ABIs, with one decoder per contract event. */
-const decoding = (indexer: Indexer) => {
+const isBlock = (item: TestEvent | TestBlock): item is TestBlock => "_tag" in item && item._tag === "Block"
+
+/** Adds a test item's timestamp and block fields to its block; a disagreement between two items is a problem. */
+const mergeBlock = (
+  block: { timestamp?: number; fields: Partial<Fields.BlockSelectable> },
+  timestamp: number | undefined,
+  fields: Partial<Fields.BlockSelectable> | undefined
+): string | undefined => {
+  if (timestamp !== undefined) {
+    if (block.timestamp !== undefined && block.timestamp !== timestamp) return `two timestamps, ${block.timestamp} and ${timestamp}`
+    block.timestamp = timestamp
+  }
+  const known = block.fields as Record<string, unknown>
+  for (const [key, value] of Object.entries(fields ?? {})) {
+    if (known[key] !== undefined && known[key] !== value) return `two values of ${key}, ${String(known[key])} and ${String(value)}`
+    known[key] = value
+  }
+  return undefined
+}
+
+/** A test event as a chain would log it: its topics and data, and the params decoded from them. */
+interface Log {
+  readonly topics: ReadonlyArray<Hex>
+  readonly data: Hex
+  readonly params: Readonly<Record<string, unknown>>
+}
+
+/** Encodes test events through their contracts' ABIs and decodes them back, with one decoder per contract event. */
+const decoding = (indexer: Indexer.Indexer) => {
   const decoders = new Map<string, ReadonlyArray<EventDecoder.EventDecoder>>()
-  return (e: TestEvent): Effect.Effect<Readonly<Record<string, unknown>>, Errors.EventParamsError> =>
+  return (e: TestEvent): Effect.Effect<Log, Errors.EventParamsError> =>
     Effect.gen(function*() {
       const chainId = e.chainId ?? indexer.chains[0]!.id
       const key = `${chainId}/${e.contractName}/${e.eventName}`
@@ -156,5 +218,6 @@ const throughAbi = (decoder: EventDecoder.EventDecoder, params: Readonly<Record<
       }),
       catch: (cause) => fail(undefined, EventDecoder.describeCause(cause), cause)
     })
-    return yield* Effect.fromResult(decoder.decode(log.topics, log.data))
+    const decoded = yield* Effect.fromResult(decoder.decode(log.topics, log.data))
+    return { ...log, params: decoded }
   })

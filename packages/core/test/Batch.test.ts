@@ -11,9 +11,12 @@ const item = (block: number, logIndex: number, src = "a"): Event.Event => ({
   blockTimestamp: block,
   logIndex,
   transactionHash: "0x01",
-  params: {}
+  params: {},
+  block: { number: block, hash: `0x${block}`, timestamp: block },
+  transaction: { hash: "0x01" },
+  log: {}
 })
-const show = (items: ReadonlyArray<Event.Event>) => items.map((e) => `${e.blockNumber}:${e.logIndex}${e.srcAddress}`)
+const show = (items: ReadonlyArray<Event.Item>) => items.map((e) => `${e.blockNumber}:${e.logIndex}${(e as Event.Event).srcAddress}`)
 
 describe("Batch.mergeIntoBlock", () => {
   // Checkpoints: block 1 (2 items), block 2 hash-only (0), block 3 (3 items), block 4 (1 item).

@@ -1,6 +1,6 @@
 import { assert, describe, it } from "@effect/vitest"
 import { Effect } from "effect"
-import { Indexer, Source } from "@chainstore/core"
+import { type Event, Indexer, Source } from "@chainstore/core"
 import * as Fetcher from "../src/internal/Fetcher.js"
 import { erc20Abi, TOKEN, ZERO } from "./fixtures.js"
 
@@ -26,8 +26,8 @@ const cursorFor = (source: Source.Source, reorgWindow: number) =>
   Effect.gen(function*() {
     const chain: Indexer.Chain = { id: 1, source, startBlock: 1, reorgWindow, contracts: [{ name: "ERC20", abi: erc20Abi, address: TOKEN }] }
     const indexer = Indexer.make({ entities: [], chains: [chain], handlers: { ERC20: { Transfer: () => Effect.void } } })
-    const contracts = Fetcher.contractsOf(indexer, chain)
-    const chainSource = yield* source.make({ chainId: 1, contracts })
+    const contracts = yield* Fetcher.contractsOf(indexer, chain)
+    const chainSource = yield* source.make({ chainId: 1, contracts, blockHandlers: [] })
     return Fetcher.makeCursor(chain, contracts, chainSource, undefined, [], [])
   })
 
@@ -90,6 +90,6 @@ describe("Fetcher batch assembly", () => {
       assert.deepStrictEqual(Fetcher.freshRegistrations(cursor, [registration]), [])
       cursor.progress = cursor.fetchedTo = 4
       const batch = batchOf(yield* Fetcher.nextBatch([cursor], 1n, options))
-      assert.deepStrictEqual(batch.items.map((e) => [e.srcAddress, e.blockNumber]), [[TOKEN, 8], [CHILD, 8]])
+      assert.deepStrictEqual(batch.items.map((e) => [(e as Event.Event).srcAddress, e.blockNumber]), [[TOKEN, 8], [CHILD, 8]])
     }).pipe(Effect.scoped))
 })

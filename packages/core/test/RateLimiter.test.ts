@@ -86,7 +86,7 @@ describe("RpcSource rateLimit", () => {
         }),
         (live) => Effect.sync(() => (globalThis.fetch = live))
       )
-      const source = yield* RpcSource.source({ url: "http://rpc.invalid", rateLimit: { calls: 2, per: "1 second" } }).make({ chainId: 1, contracts: [] })
+      const source = yield* RpcSource.source({ url: "http://rpc.invalid", rateLimit: { calls: 2, per: "1 second" } }).make({ chainId: 1, contracts: [], blockHandlers: [] })
       // The start-up check (eth_blockNumber, eth_chainId) used the first window.
       assert.strictEqual(requested.length, 2)
       yield* TestClock.adjust("1 second")

@@ -203,7 +203,7 @@ describe("RpcClient on a fake endpoint, in test time", () => {
         return { body: ok(call, []) }
       })
       const client = yield* RpcClient.make({ chainId: 1, urls: ["http://rpc.invalid"], initialRange: 100 })
-      const logs = yield* Effect.forkChild(client.logs({ addresses: ["0x00000000000000000000000000000000000000aa"], topics: [`0x${"11".repeat(32)}`] }, 1, 1_000), { startImmediately: true })
+      const logs = yield* Effect.forkChild(client.logs({ addresses: ["0x00000000000000000000000000000000000000aa"], topics: [[`0x${"11".repeat(32)}`]] }, 1, 1_000), { startImmediately: true })
       yield* advance(100, 10)
       assert.strictEqual((yield* Fiber.join(logs)).toBlock, 7)
       assert.deepStrictEqual(spans, [100, 50, 25, 13, 7])

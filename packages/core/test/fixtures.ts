@@ -149,7 +149,10 @@ const fakeEvent = (blockNumber: number, logIndex: number): Event.Event => ({
   blockTimestamp: blockNumber,
   logIndex,
   transactionHash: "0x01",
-  params: {}
+  params: {},
+  block: { number: blockNumber, hash: `0x${blockNumber.toString(16)}`, timestamp: blockNumber },
+  transaction: { hash: "0x01" },
+  log: {}
 })
 
 /** A batch of one checkpoint per id (at block = id), each with `itemsPer` items. */

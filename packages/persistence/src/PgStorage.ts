@@ -483,13 +483,21 @@ const writeHistory = (tx: Tx, entities: ReadonlyArray<EntityWrite>) =>
 const writeEntities = (tx: Tx, entities: ReadonlyArray<EntityWrite>) =>
   Effect.forEach(entities, ({ steps, table, unit }) => applyLatest(tx, table, unit, steps), { discard: true })
 
-/** 3. Raw events (when the indexer keeps them), built from the batch items. */
+/** 3. Raw events (when the indexer keeps them), built from the batch's events (block handlers' items are no events). */
 const writeRawEvents = (tx: Tx, batch: Batch.Batch) =>
   Effect.gen(function*() {
-    if (batch.items.length === 0) return
     const unit = "raw events"
-    const checkpointIds = Batch.itemCheckpointIds(batch)
-    const columns = yield* encode("raw events", () => rawEventColumns(tx.values(unit, batch.items), checkpointIds))
+    const itemIds = Batch.itemCheckpointIds(batch)
+    const events: Array<Event.Event> = []
+    const checkpointIds: Array<bigint> = []
+    for (let i = 0; i < batch.items.length; i++) {
+      const item = batch.items[i]!
+      if (Event.isBlockItem(item)) continue
+      events.push(item)
+      checkpointIds.push(itemIds[i]!)
+    }
+    if (events.length === 0) return
+    const columns = yield* encode("raw events", () => rawEventColumns(tx.values(unit, events), checkpointIds))
     yield* tx.bulk(unit, Statements.insertRawEvents(tx.schema), columns)
   })
 
@@ -576,9 +584,8 @@ const rawEventColumns = (items: ReadonlyArray<Event.Event>, checkpointIds: Reado
     srcAddress![i] = e.srcAddress
     blockHash![i] = e.blockHash
     blockTimestamp![i] = String(e.blockTimestamp)
-    // No block fields beyond number, hash and timestamp are selected yet; the column keeps the raw event shape.
-    blockFields![i] = "{}"
-    transactionFields![i] = Columns.stringifyJson({ hash: e.transactionHash })
+    blockFields![i] = Columns.stringifyJson(e.block)
+    transactionFields![i] = Columns.stringifyJson(e.transaction)
     params![i] = Columns.stringifyJson(e.params)
     checkpointId![i] = checkpointIds[i]?.toString() ?? null
   }

@@ -20,7 +20,7 @@ describe("Tables", () => {
   it("names entity, history and effect tables", () => {
     const l = layout([AllTypes, Account])
     assert.deepStrictEqual(l.entities.map((t) => [t.name, t.history]), [["all_types", "chainstore_history_all_types"], ["account", "chainstore_history_account"]])
-    assert.deepStrictEqual(l.effects.map((t) => [t.name, t.reorgSensitive]), [["chainstore_effect_price", false], ["chainstore_effect_head_block", true]])
+    assert.deepStrictEqual(l.effects.map((t) => [t.name, t.reorgSensitive]), [["chainstore_effect_price", false], ["chainstore_effect_head_block", true], ["chainstore_effect_read_contract", true]])
     assert.deepStrictEqual(l.entities[1]?.indexes, ["owner", "balance"])
   })
 

@@ -160,7 +160,10 @@ export const event = (block: number, logIndex: number, params: Readonly<Record<s
   blockTimestamp: 1_700_000_000 + block,
   logIndex,
   transactionHash: `0x${"ab".repeat(32)}`,
-  params
+  params,
+  block: { number: block, hash: blockHash(block) as `0x${string}`, timestamp: 1_700_000_000 + block },
+  transaction: { hash: `0x${"ab".repeat(32)}` },
+  log: {}
 })
 
 // ---------------------------------------------------------------------------------------------------------------

@@ -3,20 +3,20 @@
  * (timestamp, chain, block) order, one checkpoint per (chain, block) with events, plus one per hash-only block
  * inside the chain's reorg window, ids continuing from the processed frontier.
  */
-import { Effect } from "effect"
+import { Effect, Result } from "effect"
 import * as Batch from "../Batch.js"
-import { DeepReorgError } from "../Errors.js"
-import type { SourceError } from "../Errors.js"
-import type { Event } from "../Event.js"
+import { DeepReorgError, SourceError } from "../Errors.js"
+import { blockItem, type Event, type Item } from "../Event.js"
 import * as Indexer from "../Indexer.js"
-import type { ChainSource, ContractInfo } from "../Source.js"
+import { type BlockHandlerInfo, type ChainSource, type ContractInfo, handles } from "../Source.js"
 import type { ChainMeta, ChainState } from "../Storage.js"
 
+/** A fetched block: its events, then its block handlers' items; none for a hash-only block (timestamp -Infinity). */
 interface BufferedBlock {
   readonly number: number
-  readonly hash: string
-  readonly timestamp: number
-  readonly events: Array<Event>
+  hash: string
+  timestamp: number
+  readonly items: Array<Item>
 }
 
 /** One chain's position: what was handed out, what was fetched ahead, and the head as last seen. */
@@ -28,6 +28,7 @@ export interface ChainCursor {
   readonly reorgWindow: number
   /** Contracts and their addresses, factory registrations included. */
   contracts: ReadonlyArray<ContractInfo>
+  readonly blockHandlers: ReadonlyArray<BlockHandlerInfo>
   /** Addresses handlers registered (this run's and resumed ones), oldest first. */
   registrations: Array<Batch.Registration>
   /** Blocks per source request (100 to start): sized from the density seen so a request holds about two batches. */
@@ -69,8 +70,13 @@ export type Next =
   /** Every chain reached its end. */
   | { readonly _tag: "Done" }
 
-export const contractsOf = (indexer: Indexer.Indexer, chain: Indexer.Chain): ReadonlyArray<ContractInfo> =>
-  chain.contracts.map((c) => ({ name: c.name, abi: c.abi, addresses: Indexer.addressesOf(c), events: Indexer.handledEvents(indexer, c.name) }))
+/** The chain's contracts as its source fetches them; a filter that does not compile names its field. */
+export const contractsOf = (indexer: Indexer.Indexer, chain: Indexer.Chain): Effect.Effect<ReadonlyArray<ContractInfo>, SourceError> =>
+  Effect.forEach(chain.contracts, (contract) => {
+    const info = Indexer.contractInfo(indexer, contract)
+    return Result.isSuccess(info) ? Effect.succeed(info.success) :
+      Effect.fail(new SourceError({ chainId: chain.id, message: `contract "${contract.name}": ${info.failure.field} ${info.failure.message}` }))
+  })
 
 export const makeCursor = (
   chain: Indexer.Chain,
@@ -88,6 +94,7 @@ export const makeCursor = (
     endBlock: chain.endBlock === undefined ? source.endBlock : Math.min(chain.endBlock, source.endBlock ?? chain.endBlock),
     reorgWindow: chain.reorgWindow ?? 200,
     contracts,
+    blockHandlers: Indexer.blockHandlerInfos(chain),
     registrations: [],
     range: 100,
     progressBefore: progress,
@@ -129,7 +136,9 @@ export const addRegistrations = (cursor: ChainCursor, registrations: ReadonlyArr
 export const freshRegistrations = (cursor: ChainCursor, registrations: ReadonlyArray<Batch.Registration>): Array<Batch.Registration> => {
   const fresh: Array<Batch.Registration> = []
   for (const r of registrations) {
-    const known = cursor.contracts.find((c) => c.name === r.contractName)?.addresses.includes(r.address) ?? false
+    const contract = cursor.contracts.find((c) => c.name === r.contractName)
+    // A wildcard contract already indexes every address.
+    const known = contract !== undefined && (contract.wildcard || contract.addresses.includes(r.address))
     if (!known && !fresh.some((f) => f.contractName === r.contractName && f.address === r.address)) fresh.push(r)
   }
   return fresh
@@ -149,7 +158,7 @@ export const fetchRegistered = (
       .filter((c) => c.addresses.length > 0 && c.events.length > 0)
     if (contracts.length === 0) return Effect.succeed([])
     return Effect.map(
-      cursor.source.fetch({ fromBlock: block, toBlock: block, hashesFrom: undefined, contracts }),
+      cursor.source.fetch({ fromBlock: block, toBlock: block, hashesFrom: undefined, contracts, blockHandlers: [] }),
       (result) => result.events.filter((e) => e.blockNumber === block)
     )
   })
@@ -202,7 +211,8 @@ const fill = (cursor: ChainCursor, options: Options): Effect.Effect<Detected | u
         fromBlock,
         toBlock,
         hashesFrom: inWindow ? Math.max(fromBlock, windowStart) : undefined,
-        contracts: cursor.contracts
+        contracts: cursor.contracts,
+        blockHandlers: cursor.blockHandlers
       })
       const covered = Math.min(toBlock, Math.max(fromBlock, result.toBlock ?? toBlock))
       for (const block of result.blocks) {
@@ -212,26 +222,43 @@ const fill = (cursor: ChainCursor, options: Options): Effect.Effect<Detected | u
       const blocks = new Map<number, BufferedBlock>()
       for (const block of result.blocks) {
         if (block.number >= windowStart && block.number <= covered) {
-          blocks.set(block.number, { number: block.number, hash: block.hash, timestamp: Number.NEGATIVE_INFINITY, events: [] })
+          blocks.set(block.number, { number: block.number, hash: block.hash, timestamp: Number.NEGATIVE_INFINITY, items: [] })
         }
       }
-      for (const event of result.events) {
-        let block = blocks.get(event.blockNumber)
-        if (block === undefined || block.events.length === 0) {
-          block = { number: event.blockNumber, hash: event.blockHash, timestamp: event.blockTimestamp, events: [] }
-          blocks.set(event.blockNumber, block)
+      const blockOf = (number: number, hash: string, timestamp: number): BufferedBlock => {
+        let block = blocks.get(number)
+        if (block === undefined) blocks.set(number, (block = { number, hash, timestamp, items: [] }))
+        else if (block.items.length === 0) {
+          block.hash = hash
+          block.timestamp = timestamp
         }
-        block.events.push(event)
+        return block
+      }
+      let items = 0
+      for (const event of result.events) {
+        if (event.blockNumber > covered) continue
+        blockOf(event.blockNumber, event.blockHash, event.blockTimestamp).items.push(event)
+        items++
+      }
+      // Block handlers run after the block's events, in the order the chain lists them.
+      for (const data of result.handlerBlocks ?? []) {
+        if (data.number > covered) continue
+        const block = blockOf(data.number, data.hash, data.timestamp)
+        for (const handler of cursor.blockHandlers) {
+          if (!handles(handler, data.number)) continue
+          block.items.push(blockItem(cursor.chainId, handler.name, data))
+          items++
+        }
       }
       for (const block of [...blocks.values()].sort((a, b) => a.number - b.number)) {
         // Hash-only blocks are kept only inside the reorg window, where the detector needs them.
-        if (block.events.length === 0 && block.number < windowStart) continue
+        if (block.items.length === 0 && block.number < windowStart) continue
         cursor.buffer.push(block)
-        cursor.bufferedEvents += block.events.length
+        cursor.bufferedEvents += block.items.length
       }
       cursor.fetchedTo = covered
       // Memory held ahead of processing follows the batch size, not the chain's density.
-      const perBlock = result.events.length / (covered - fromBlock + 1)
+      const perBlock = items / (covered - fromBlock + 1)
       cursor.range = perBlock > 0 ? Math.max(1, Math.ceil((2 * options.batchSize) / perBlock)) : Number.POSITIVE_INFINITY
     }
     return undefined
@@ -274,11 +301,11 @@ export const nextBatch = (
       if (best === undefined || bestBlock === undefined) break
       positions.set(best, positions.get(best)! + 1)
       next += 1n
-      Batch.addCheckpoint(out, next, best.chainId, bestBlock.number, bestBlock.hash, bestBlock.events)
+      Batch.addCheckpoint(out, next, best.chainId, bestBlock.number, bestBlock.hash, bestBlock.items)
       taken.set(best, bestBlock.number)
       best.windowCheckpoints.push({ id: next, block: bestBlock.number })
-      if (bestBlock.events.length > 0 && best.firstEventBlock === undefined) best.firstEventBlock = bestBlock.number
-      best.eventsProcessed += bestBlock.events.length
+      if (bestBlock.items.length > 0 && best.firstEventBlock === undefined) best.firstEventBlock = bestBlock.number
+      best.eventsProcessed += bestBlock.items.length
     }
 
     const progress: Array<Batch.ChainProgress> = []
@@ -287,7 +314,7 @@ export const nextBatch = (
       const position = positions.get(cursor)!
       cursor.buffer.splice(0, position)
       let bufferedEvents = 0
-      for (const block of cursor.buffer) bufferedEvents += block.events.length
+      for (const block of cursor.buffer) bufferedEvents += block.items.length
       cursor.bufferedEvents = bufferedEvents
       // With the buffer drained, every fetched block (with or without events) is processed.
       const reached = cursor.buffer.length === 0 ? cursor.fetchedTo : taken.get(cursor) ?? cursor.progress
@@ -337,7 +364,7 @@ const before = (a: BufferedBlock, aChain: number, b: BufferedBlock, bChain: numb
  */
 export const rewind = (cursor: ChainCursor, block: number): void => {
   cursor.buffer = cursor.buffer.filter((b) => b.number <= block)
-  cursor.bufferedEvents = cursor.buffer.reduce((n, b) => n + b.events.length, 0)
+  cursor.bufferedEvents = cursor.buffer.reduce((n, b) => n + b.items.length, 0)
   cursor.fetchedTo = Math.min(cursor.fetchedTo, block)
   if (cursor.progress > block) cursor.progress = block
   for (const n of [...cursor.hashes.keys()]) if (n > block) cursor.hashes.delete(n)

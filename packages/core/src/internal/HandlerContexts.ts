@@ -6,7 +6,7 @@
  * The real pass runs the handlers in order against warm memory, falling back to storage for anything the
  * preload could not foresee.
  */
-import { Effect, Schema } from "effect"
+import { Effect, Result, Schema } from "effect"
 import type * as Batch from "../Batch.js"
 import * as Change from "../Change.js"
 import * as Entity from "../Entity.js"
@@ -14,19 +14,20 @@ import { EffectCache } from "../EffectCache.js"
 import type * as EffectCacheNs from "../EffectCache.js"
 import { EntityValidationError, HandlerError } from "../Errors.js"
 import type { StorageError } from "../Errors.js"
-import type { Event } from "../Event.js"
+import { describe as describeItem, isBlockItem, type Item } from "../Event.js"
 import * as ExternalEffect from "../ExternalEffect.js"
 import type { Context, EntityOps } from "../HandlerContext.js"
 import type { Operator } from "../Entity.js"
+import * as ReadContract from "../ReadContract.js"
 import { Storage } from "../Storage.js"
 import { Store } from "../Store.js"
 
 /** An entity row as the runtime handles it generically. */
 type Row = { readonly id: string }
 
-/** The item a handler runs for: its event and checkpoint. Set before each handler runs. */
+/** The item a handler runs for: its event or block, and checkpoint. Set before each handler runs. */
 interface Current {
-  event: Event | undefined
+  event: Item | undefined
   checkpointId: bigint
 }
 
@@ -48,16 +49,19 @@ export interface Contexts {
   readonly real: Context<ReadonlyArray<Entity.Any>>
   readonly preload: Context<ReadonlyArray<Entity.Any>>
   /** Points both contexts at the item about to run. */
-  readonly setCurrent: (event: Event, checkpointId: bigint) => void
+  readonly setCurrent: (item: Item, checkpointId: bigint) => void
   /** The last preload run stopped at an effect whose output was not known yet: run it again after `load`. */
   readonly preloadStopped: () => boolean
   /** Loads everything recorded by the preload pass since the last call. */
   readonly load: Effect.Effect<void, StorageError>
+  /** A handler read a contract in this run: the preload pass is worth running for the reads it batches. */
+  readonly readsContracts: () => boolean
   /** Contracts registered by handlers since the last call. */
   readonly takeRegistrations: () => ReadonlyArray<Batch.Registration>
 }
 
-export const make = Effect.gen(function*() {
+/** The contexts, reading contracts through `reader` (ReadContract.bind over the chains' sources). */
+export const make = (reader: ExternalEffect.ExternalEffect<"readContract", ReadContract.Input, ReadContract.Output, unknown>) => Effect.gen(function*() {
   const store = yield* Store
   const storage = yield* Storage
   const cache = yield* EffectCache
@@ -145,17 +149,27 @@ export const make = Effect.gen(function*() {
   const log = (message: string) =>
     Effect.suspend(() => {
       const event = current.event
-      return event === undefined ? Effect.log(message) : Effect.log(message).pipe(Effect.annotateLogs({
-        chain: event.chainId,
-        block: event.blockNumber,
-        logIndex: event.logIndex
-      }))
+      if (event === undefined) return Effect.log(message)
+      return Effect.log(message).pipe(Effect.annotateLogs(isBlockItem(event) ?
+        { chain: event.chainId, block: event.blockNumber, blockHandler: event.name } :
+        { chain: event.chainId, block: event.blockNumber, logIndex: event.logIndex }))
     })
 
   real.effect = <I, O, E>(effect: ExternalEffect.ExternalEffect<string, I, O, E>, input: I) =>
     Effect.suspend(() => cache.call(effect, input, current.checkpointId))
   real.log = log
-  preload.effect = <I, O, E>(effect: ExternalEffect.ExternalEffect<string, I, O, E>, input: I) =>
+  let readSeen = false
+  real.readContract = (parameters: ReadContract.Parameters) =>
+    Effect.suspend(() => {
+      readSeen = true
+      const input = ReadContract.inputOf(parameters, current.event!)
+      if (Result.isFailure(input)) return Effect.fail(input.failure)
+      return cache.call(reader, input.success, current.checkpointId).pipe(
+        Effect.mapError((e) => ReadContract.failed(parameters, input.success, e)),
+        Effect.flatMap((output) => Effect.fromResult(ReadContract.decode(parameters, input.success, output)))
+      )
+    })
+  const preloadEffect = <I, O, E>(effect: ExternalEffect.ExternalEffect<string, I, O, E>, input: I) =>
     Effect.suspend(() => {
       const key = ExternalEffect.keyOf(effect, input)
       if (typeof key === "string") {
@@ -165,6 +179,13 @@ export const make = Effect.gen(function*() {
       recorded.effects.push({ effect: effect as ExternalEffect.Any, input, checkpointId: current.checkpointId })
       stopped = true
       return Effect.die(new PreloadStop())
+    })
+  preload.effect = preloadEffect
+  preload.readContract = (parameters: ReadContract.Parameters) =>
+    Effect.suspend(() => {
+      const input = ReadContract.inputOf(parameters, current.event!)
+      if (Result.isFailure(input)) return Effect.fail(input.failure)
+      return Effect.flatMap(preloadEffect(reader, input.success), (output) => Effect.fromResult(ReadContract.decode(parameters, input.success, output)))
     })
   preload.log = () => Effect.void
   const contractsByChain = new Map(store.indexer.chains.map((chain) => [chain.id, new Set(chain.contracts.map((c) => c.name))]))
@@ -213,12 +234,13 @@ export const make = Effect.gen(function*() {
   return {
     real: real as Context<ReadonlyArray<Entity.Any>>,
     preload: preload as Context<ReadonlyArray<Entity.Any>>,
-    setCurrent: (event, checkpointId) => {
-      current.event = event
+    setCurrent: (item, checkpointId) => {
+      current.event = item
       current.checkpointId = checkpointId
       stopped = false
     },
     preloadStopped: () => stopped,
+    readsContracts: () => readSeen,
     takeRegistrations: () => {
       // Called after every handler run: allocate only when something was registered.
       if (registrations.length === 0) return noRegistrations
@@ -237,11 +259,13 @@ const describeValue = (value: unknown): string => {
   return text.length > 80 ? `${text.slice(0, 77)}...` : text
 }
 
-const invalid = (entity: Entity.Any, value: unknown, event: Event | undefined, field?: string, problem?: string): EntityValidationError => {
+const invalid = (entity: Entity.Any, value: unknown, event: Item | undefined, field?: string, problem?: string): EntityValidationError => {
   const result = problem === undefined ? Schema.decodeUnknownExit(entity.schema as unknown as Schema.ConstraintDecoder<unknown>)(value) : undefined
   const detail = problem ?? (result?._tag === "Failure" ? String(result.cause) : "does not match the schema")
   const id = typeof (value as { id?: unknown })?.id === "string" ? (value as { id: string }).id : "<no id>"
-  const where = event === undefined ? "" : ` (event ${event.contractName}.${event.eventName} on chain ${event.chainId}, block ${event.blockNumber}, log index ${event.logIndex})`
+  const where = event === undefined ? "" :
+    isBlockItem(event) ? ` (${describeItem(event)} on chain ${event.chainId}, block ${event.blockNumber})` :
+    ` (event ${describeItem(event)} on chain ${event.chainId}, block ${event.blockNumber}, log index ${event.logIndex})`
   return new EntityValidationError({
     entity: entity.name,
     entityId: id,

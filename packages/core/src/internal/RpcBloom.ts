@@ -1,6 +1,7 @@
 /**
- * RpcBloom: whether a block's `logsBloom` says it may hold logs of given addresses and topics (the Ethereum
- * 2048-bit bloom: three bits per value, from its keccak256). A "no" is certain; a "yes" may be a false positive.
+ * RpcBloom: whether a block's `logsBloom` says it may hold logs an eth_getLogs filter matches (addresses, topics per
+ * position; the Ethereum 2048-bit bloom: three bits per value, from its keccak256). A "no" is certain; a "yes" may be a
+ * false positive.
  */
 import { type Hex, hexToBytes, keccak256 } from "viem"
 
@@ -8,8 +9,10 @@ import { type Hex, hexToBytes, keccak256 } from "viem"
 type Bits = ReadonlyArray<readonly [number, number]>
 
 export interface Matcher {
-  readonly addresses: ReadonlyArray<Bits>
-  readonly topics: ReadonlyArray<Bits>
+  /** undefined: any address. */
+  readonly addresses: ReadonlyArray<Bits> | undefined
+  /** Per topic position that filters (null positions left out): the values allowed there. */
+  readonly topics: ReadonlyArray<ReadonlyArray<Bits>>
 }
 
 const bitsOf = (value: Hex): Bits => {
@@ -22,10 +25,10 @@ const bitsOf = (value: Hex): Bits => {
   return out
 }
 
-/** Built once per filter: the bits of its addresses and topics (none: any). */
-export const matcher = (addresses: ReadonlyArray<string>, topics: ReadonlyArray<Hex>): Matcher => ({
-  addresses: addresses.map((a) => bitsOf(a.toLowerCase() as Hex)),
-  topics: topics.map(bitsOf)
+/** Built once per filter: the bits of its addresses (undefined: any) and of the topics allowed per position (null: any). */
+export const matcher = (addresses: ReadonlyArray<string> | undefined, topics: ReadonlyArray<ReadonlyArray<Hex> | null>): Matcher => ({
+  addresses: addresses?.map((a) => bitsOf(a.toLowerCase() as Hex)),
+  topics: topics.flatMap((allowed) => (allowed === null ? [] : [allowed.map((t) => bitsOf(t.toLowerCase() as Hex))]))
 })
 
 const byteAt = (bloom: string, index: number): number => parseInt(bloom.slice(2 + 2 * index, 4 + 2 * index), 16)
@@ -35,9 +38,12 @@ const holds = (bloom: string, bits: Bits): boolean => {
   return true
 }
 
-/** The block may hold a log of one of the addresses with one of the topics; a missing or malformed bloom may hold anything. */
+/**
+ * The block may hold a log of one of the addresses with, at each filtered position, one of the topics allowed there; a
+ * missing or malformed bloom may hold anything.
+ */
 export const mayContain = (bloom: string | undefined, m: Matcher): boolean => {
   if (bloom === undefined || bloom.length !== 514) return true
-  const address = m.addresses.length === 0 || m.addresses.some((bits) => holds(bloom, bits))
-  return address && (m.topics.length === 0 || m.topics.some((bits) => holds(bloom, bits)))
+  if (m.addresses !== undefined && !m.addresses.some((bits) => holds(bloom, bits))) return false
+  return m.topics.every((allowed) => allowed.some((bits) => holds(bloom, bits)))
 }

@@ -29,7 +29,7 @@ export interface Transient {
   readonly message: string
 }
 
-/** Retrying will not help: authentication, unknown method, invalid params, a reverted call. */
+/** Retrying will not help: authentication, unknown method, invalid params. */
 export interface Permanent {
   readonly _tag: "Permanent"
   readonly message: string
@@ -41,7 +41,17 @@ export interface MissingItem {
   readonly message: string
 }
 
-export type Failure = RateLimited | TooLarge | Transient | Permanent | MissingItem
+/**
+ * A call that ran and reverted (eth_call, eth_estimateGas): the chain's answer, not the wire's failure. `data` is the
+ * revert data ("0x" when the node gives none). A caller that takes reverts as results gets it; for others it is final.
+ */
+export interface Reverted {
+  readonly _tag: "Reverted"
+  readonly message: string
+  readonly data: `0x${string}`
+}
+
+export type Failure = RateLimited | TooLarge | Transient | Permanent | MissingItem | Reverted
 
 export const rateLimited = (message: string, waitMs?: number): RateLimited => ({ _tag: "RateLimited", message, waitMs })
 export const tooLarge = (message: string, options: Partial<Omit<TooLarge, "_tag" | "message">> = {}): TooLarge => ({
@@ -54,6 +64,7 @@ export const tooLarge = (message: string, options: Partial<Omit<TooLarge, "_tag"
 export const transient = (message: string): Transient => ({ _tag: "Transient", message })
 export const permanent = (message: string): Permanent => ({ _tag: "Permanent", message })
 export const missingItem = (message: string): MissingItem => ({ _tag: "MissingItem", message })
+export const reverted = (message: string, data: `0x${string}`): Reverted => ({ _tag: "Reverted", message, data })
 
 /** A JSON-RPC error object as providers send it. */
 export interface RpcErrorObject {
@@ -68,7 +79,16 @@ const tooLargeText =
 const timeoutText = /time(d)? ?out|deadline exceeded|aborted/i
 const missingText = /header not found|unknown block|block not found|missing trie node|not (yet )?(available|found|synced)|no such block|unknown hash|cannot find block/i
 const permanentText =
-  /unauthori[sz]ed|forbidden|invalid api key|api key|invalid project id|project id .*(not|invalid)|not whitelisted|not allowed|method not (found|supported|available)|method .* does not exist|unsupported method|execution reverted|invalid argument|invalid params|cannot unmarshal|insufficient funds/i
+  /unauthori[sz]ed|forbidden|invalid api key|api key|invalid project id|project id .*(not|invalid)|not whitelisted|not allowed|method not (found|supported|available)|method .* does not exist|unsupported method|invalid argument|invalid params|cannot unmarshal|insufficient funds/i
+
+const isHexData = (v: unknown): v is `0x${string}` => typeof v === "string" && /^0x([0-9a-fA-F]{2})*$/.test(v)
+
+/** The revert data of a revert's error object: `data` itself, or nested as `data.data` (some gateways); else none ("0x"). */
+const revertData = (data: unknown): `0x${string}` => {
+  if (isHexData(data)) return data.toLowerCase() as `0x${string}`
+  const inner = typeof data === "object" && data !== null ? (data as { readonly data?: unknown }).data : undefined
+  return isHexData(inner) ? inner.toLowerCase() as `0x${string}` : "0x"
+}
 
 /** The block range a provider says would work ("this block range should work: [0x…, 0x…]", Infura's `data.from/to`). */
 const suggestedRange = (message: string, data: unknown): { readonly from: number; readonly to: number } | undefined => {
@@ -132,7 +152,9 @@ export const classifyError = (error: RpcErrorObject, method: string): Failure =>
   const dataText = typeof error.data === "string" ? ` ${error.data}` : ""
   const message = `${Number.isNaN(code) ? "" : `${code} `}${text}${dataText}`.slice(0, 500)
   const full = `${text}${dataText}`
-  // A rate limit first: providers share codes (-32005, 429) between "slow down" and "too many results".
+  // A revert first: its reason is the contract's text ("amount exceeds limit"), not the provider's (code 3: EIP-1474 with data).
+  if (code === 3 || /execution reverted|^reverted\b|processing transaction: revert\b/i.test(text)) return reverted(message, revertData(error.data))
+  // A rate limit next: providers share codes (-32005, 429) between "slow down" and "too many results".
   if ((code === 429 || rateText.test(full)) && !/results|logs|block range|response size/i.test(full)) {
     return rateLimited(message, bodyWaitMs(full, error.data))
   }

@@ -86,7 +86,8 @@ export const batchOutcomes = (json: unknown, calls: ReadonlyArray<Call>, firstId
     // One item too large is not the batch's size: retried like any passing failure.
     return !outcome.ok && outcome.failure._tag === "TooLarge" ? { ok: false, failure: Failure.transient(outcome.failure.message) } : outcome
   })
-  if (outcomes.some((o) => o.ok)) return outcomes
+  // A reverted call is an answer too: the batch came back.
+  if (outcomes.some((o) => o.ok || o.failure._tag === "Reverted")) return outcomes
   const failures = outcomes.flatMap((o) => (o.ok ? [] : [o.failure]))
   return failures.find((f) => f._tag === "RateLimited") ?? failures.find((f) => f._tag !== "Permanent") ?? failures[0]!
 }
