@@ -2,6 +2,8 @@
 import { type ChildProcess, spawn } from "node:child_process"
 import { createRequire } from "node:module"
 import * as net from "node:net"
+import * as path from "node:path"
+import { pathToFileURL } from "node:url"
 import {
   type Address,
   type Chain,
@@ -19,6 +21,7 @@ import {
   getAddress,
   http,
   keccak256,
+  multicall3Abi,
   parseEventLogs,
   slice,
   toHex
@@ -218,6 +221,46 @@ export const createChildToken = async (anvil: Anvil, factory: Address, name: str
   const [created] = parseEventLogs({ abi: factoryAbi, eventName: "TokenCreated", logs: receipt.logs })
   if (created === undefined) throw new Error(`createToken ${hash} emitted no TokenCreated`)
   return { address: created.args.token, block: Number(receipt.blockNumber) }
+}
+
+/** Where Multicall3 lives on nearly every chain (and where code looking for it checks). */
+export const multicall3Address: Address = "0xcA11bde05977b3631167028862bE2a173976CA11"
+
+export interface Multicall3 extends Deployed {
+  /** The canonical address, which holds the runtime code from `block` on. */
+  readonly address: Address
+  /** Where the creation transaction put it (also working). */
+  readonly createdAt: Address
+}
+
+/**
+ * viem's Multicall3 creation code (viem 2.x, constants/contracts.js). No entry of viem's package.json exports map
+ * exports it (the "viem" entry exports multicall3Abi, not the bytecode), so the file is located through the exported
+ * "viem/package.json" and imported by its file URL, which the exports map does not restrict.
+ */
+const multicall3Bytecode = async (): Promise<Hex> => {
+  const file = path.join(path.dirname(createRequire(import.meta.url).resolve("viem/package.json")), "_esm", "constants", "contracts.js")
+  const { multicall3Bytecode } = (await import(pathToFileURL(file).href)) as { readonly multicall3Bytecode?: unknown }
+  if (typeof multicall3Bytecode !== "string" || !/^0x[0-9a-f]+$/i.test(multicall3Bytecode)) throw new Error(`${file} exports no multicall3Bytecode`)
+  return multicall3Bytecode as Hex
+}
+
+/**
+ * Deploys Multicall3 from the anvil account (automine must be on), then copies its runtime code to the canonical
+ * address with anvil_setCode. anvil_setCode changes the head block's state without mining: the code is there at the
+ * deploying block (the head) and every later one, at both addresses; `block` is that block.
+ */
+export const deployMulticall3 = async (anvil: Anvil): Promise<Multicall3> => {
+  const hash = await anvil.walletClient.deployContract({ abi: multicall3Abi, bytecode: await multicall3Bytecode() })
+  const receipt = await receiptOf(anvil, hash)
+  const createdAt = receipt.contractAddress!
+  const block = Number(receipt.blockNumber)
+  const code = await anvil.publicClient.getCode({ address: createdAt })
+  if (code === undefined) throw new Error(`Multicall3 creation ${hash} left no code at ${createdAt}`)
+  const top = await head(anvil)
+  if (top !== block) throw new Error(`Multicall3 deployed in block ${block} but the head is ${top}: the canonical address would get its code later`)
+  await anvil.testClient.setCode({ address: multicall3Address, bytecode: code })
+  return { address: multicall3Address, createdAt, block }
 }
 
 /** The k-th spray recipient, as Token.sprayAccount(k) computes it. */
