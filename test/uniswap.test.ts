@@ -5,13 +5,10 @@
 // right after such a block's commit.
 import * as path from "node:path"
 import { afterAll, beforeAll, describe, expect, it } from "@effect/vitest"
-import { Effect, Layer, Redacted, Schedule } from "effect"
-import { SqlClient } from "effect/sql"
-import { PgClient } from "@effect/sql-pg"
+import { Effect } from "effect"
 import type { Address } from "viem"
-import { Embedded } from "@chainstore/persistence"
 import { type Anvil, startAnvil } from "./support/anvil.js"
-import { cli, dropSchema, postgresUrl, query, type Result, root, type Running, start, type Target, targetArgs, tempDir } from "./support/cli.js"
+import { cli, dropSchema, killAfterCommit, query, type Result, root, start, type Target, targetArgs, tempDir } from "./support/cli.js"
 import {
   buildUniswapChain,
   byId,
@@ -100,49 +97,6 @@ const indexedTables = (target: Target): Promise<Tables> =>
       ),
       balances: sql.unsafe<LpBalanceRow>(`select id, pair, holder, balance::text as balance from "${schema}".lp_balance`)
     })).then(({ balances, pairs }) => ({ pairs: byId(pairs), balances: byId(balances) }))
-
-/**
- * Waits until the run has committed `block` — polling the chain's progress in the database every 10 ms on one
- * connection while the run holds it (PGlite: through the socket the run serves) — then kills it with SIGKILL.
- * Fails, with the run's output, if it exits first or `timeoutMs` passes.
- */
-const killAfterCommit = async (running: Running, target: Target, chainId: number, block: number, timeoutMs = 90_000): Promise<void> => {
-  let exited: Result | undefined
-  void running.done.then((result) => (exited = result))
-  let committed: number | undefined
-  const client = target._tag === "pglite"
-    ? PgClient.layer({ path: path.join(target.dataDir, Embedded.socketFileName), username: "postgres", database: "postgres", maxConnections: 1 })
-    : PgClient.layer({ url: Redacted.make(postgresUrl), maxConnections: 1 })
-  const schema = target._tag === "postgres" ? target.schema : "public"
-  const poll = Effect.gen(function*() {
-    const sql = yield* SqlClient.SqlClient
-    while (exited === undefined) {
-      // Until the run has made its tables there is nothing to read.
-      const rows = yield* sql.unsafe<{ progress_block: string }>(
-        `select progress_block::text as progress_block from "${schema}".chainstore_chains where chain_id = ${chainId}`
-      ).pipe(Effect.orElseSucceed(() => []))
-      if (rows[0] !== undefined) committed = Number(rows[0].progress_block)
-      if (committed !== undefined && committed >= block) return true
-      yield* Effect.sleep("10 millis")
-    }
-    return false
-  })
-  const reached = await Effect.runPromise(poll.pipe(
-    Effect.scoped,
-    Effect.provide(Layer.fresh(client)),
-    // PGlite's socket is there only once the run serves it: connecting is retried until then.
-    Effect.retry({ schedule: Schedule.spaced("50 millis"), while: () => exited === undefined }),
-    Effect.timeout(timeoutMs),
-    Effect.orElseSucceed(() => false)
-  ))
-  running.child.kill("SIGKILL")
-  const result = await running.done
-  if (!reached) {
-    const why = exited === undefined ? `not committed in ${timeoutMs} ms` : `the run exited with code ${exited.code} first`
-    throw new Error(`block ${block}: ${why} (committed: ${committed}):\n${tail(result)}`)
-  }
-  expect(result.code, "the run was to die by SIGKILL, not exit").toBeNull()
-}
 
 /** Blocks that create pairs and hold those pairs' own logs, in chain order. */
 const creationBlocksWithEvents = (chain: UniswapChain): Array<number> => [...new Set(chain.pairs.filter((p) => p.eventsInCreationBlock).map((p) => p.block))]

@@ -5,7 +5,9 @@ import * as net from "node:net"
 import * as os from "node:os"
 import * as path from "node:path"
 import { fileURLToPath } from "node:url"
-import { Clock, Effect, Layer, Redacted } from "effect"
+import { expect } from "vitest"
+import { PgClient } from "@effect/sql-pg"
+import { Clock, Effect, Layer, Redacted, Schedule } from "effect"
 import { SqlClient } from "effect/sql"
 import { Embedded } from "@chainstore/persistence"
 import { byId } from "./sim.js"
@@ -231,4 +233,47 @@ const killAtNextTableWrite = (running: Running, dataDir: string): Promise<Kill> 
     watcher.close()
     return { insideWrite: killed && wal() === armed }
   })
+}
+
+/**
+ * Waits until the run has committed `block` — polling the chain's progress in the database every 10 ms on one
+ * connection while the run holds it (PGlite: through the socket the run serves) — then kills it with SIGKILL.
+ * Fails, with the run's output, if it exits first or `timeoutMs` passes.
+ */
+export const killAfterCommit = async (running: Running, target: Target, chainId: number, block: number, timeoutMs = 90_000): Promise<void> => {
+  let exited: Result | undefined
+  void running.done.then((result) => (exited = result))
+  let committed: number | undefined
+  const client = target._tag === "pglite"
+    ? PgClient.layer({ path: path.join(target.dataDir, Embedded.socketFileName), username: "postgres", database: "postgres", maxConnections: 1 })
+    : PgClient.layer({ url: Redacted.make(postgresUrl), maxConnections: 1 })
+  const schema = target._tag === "postgres" ? target.schema : "public"
+  const poll = Effect.gen(function*() {
+    const sql = yield* SqlClient.SqlClient
+    while (exited === undefined) {
+      // Until the run has made its tables there is nothing to read.
+      const rows = yield* sql.unsafe<{ progress_block: string }>(
+        `select progress_block::text as progress_block from "${schema}".chainstore_chains where chain_id = ${chainId}`
+      ).pipe(Effect.orElseSucceed(() => []))
+      if (rows[0] !== undefined) committed = Number(rows[0].progress_block)
+      if (committed !== undefined && committed >= block) return true
+      yield* Effect.sleep("10 millis")
+    }
+    return false
+  })
+  const reached = await Effect.runPromise(poll.pipe(
+    Effect.scoped,
+    Effect.provide(Layer.fresh(client)),
+    // PGlite's socket is there only once the run serves it: connecting is retried until then.
+    Effect.retry({ schedule: Schedule.spaced("50 millis"), while: () => exited === undefined }),
+    Effect.timeout(timeoutMs),
+    Effect.orElseSucceed(() => false)
+  ))
+  running.child.kill("SIGKILL")
+  const result = await running.done
+  if (!reached) {
+    const why = exited === undefined ? `not committed in ${timeoutMs} ms` : `the run exited with code ${exited.code} first`
+    throw new Error(`block ${block}: ${why} (committed: ${committed}):\n${(result.stdout + result.stderr).slice(-3_000)}`)
+  }
+  expect(result.code, "the run was to die by SIGKILL, not exit").toBeNull()
 }
