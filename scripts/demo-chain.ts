@@ -3,7 +3,7 @@
  * Usage: npm run demo:chain -- [--port 8545] [--transfers 5000] [--accounts 200]
  */
 import { parseArgs } from "node:util"
-import { deployToken, head, makeTransfers, mine, startAnvil } from "../test/support/anvil.js"
+import { deployToken, head, makeTransfers, mine, serveAnvil } from "../test/support/anvil.js"
 
 const { values } = parseArgs({
   options: {
@@ -19,13 +19,7 @@ const count = (name: keyof typeof values): number => {
   return n
 }
 
-const anvil = await startAnvil({ port: count("port") })
-const stop = async () => {
-  await anvil.stop()
-  process.exit(0)
-}
-process.once("SIGINT", stop)
-process.once("SIGTERM", stop)
+const anvil = await serveAnvil(count("port"))
 
 const started = performance.now()
 const token = await deployToken(anvil, { name: "Demo Token", symbol: "DEMO", supply: 10n ** 27n })

@@ -5,7 +5,7 @@
  * Usage: npm run demo:tokens -- [--port 8545] [--seed 1] [--blocks 60]
  */
 import { parseArgs } from "node:util"
-import { mine, startAnvil } from "../test/support/anvil.js"
+import { mine, serveAnvil } from "../test/support/anvil.js"
 import { buildTokenChain } from "../test/support/openzeppelin.js"
 
 const { values } = parseArgs({
@@ -22,13 +22,7 @@ const integer = (name: keyof typeof values, min: number): number => {
   return n
 }
 
-const anvil = await startAnvil({ port: integer("port", 1) })
-const stop = async () => {
-  await anvil.stop()
-  process.exit(0)
-}
-process.once("SIGINT", stop)
-process.once("SIGTERM", stop)
+const anvil = await serveAnvil(integer("port", 1))
 
 const started = performance.now()
 const chain = await buildTokenChain(anvil, { seed: integer("seed", 0), blocks: integer("blocks", 6) })

@@ -181,6 +181,18 @@ const launch = async (chainId: number, port: number, blockTime: number | undefin
   }
 }
 
+/** Starts anvil on `port` for a demo to leave running: Ctrl-C (or SIGTERM) stops it and exits. */
+export const serveAnvil = async (port: number): Promise<Anvil> => {
+  const anvil = await startAnvil({ port })
+  const stop = async () => {
+    await anvil.stop()
+    process.exit(0)
+  }
+  process.once("SIGINT", stop)
+  process.once("SIGTERM", stop)
+  return anvil
+}
+
 export interface Deployed {
   readonly address: Address
   /** Block of the deploying transaction. */

@@ -274,17 +274,19 @@ export const buildTokenChain = async (anvil: Anvil, options: TokenChainOptions):
       const token = rng.pick(erc20).address
       return erc20Call(rng.pick(minters.get(token)!), token, "mint", [holder(), amount()])
     }
+    /** A call by a holder of a random token spending part of what it holds. */
+    const spendOwn = (make: (from: Address, token: Address, value: bigint) => Planned): Planned | undefined => {
+      const token = rng.pickOrUndefined(erc20)?.address
+      if (token === undefined) return undefined
+      const from = rng.pickOrUndefined(withBalance(token))
+      if (from === undefined) return undefined
+      const value = part(available(token, from))
+      spend(token, from, value)
+      return make(from, token, value)
+    }
     const actions: ReadonlyArray<readonly [number, () => Planned | undefined]> = [
       [4, mint],
-      [12, () => {
-        const token = rng.pickOrUndefined(erc20)?.address
-        if (token === undefined) return undefined
-        const from = rng.pickOrUndefined(withBalance(token))
-        if (from === undefined) return undefined
-        const value = part(available(token, from))
-        spend(token, from, value)
-        return erc20Call(from, token, "transfer", [holder(), value])
-      }],
+      [12, () => spendOwn((from, token, value) => erc20Call(from, token, "transfer", [holder(), value]))],
       [2, () => {
         const token = rng.pickOrUndefined(erc20)?.address
         if (token === undefined) return undefined
@@ -310,15 +312,7 @@ export const buildTokenChain = async (anvil: Anvil, options: TokenChainOptions):
         spend(token, owner, value)
         return erc20Call(spender, token, "transferFrom", [owner, holder(), value])
       }],
-      [2, () => {
-        const token = rng.pickOrUndefined(erc20)?.address
-        if (token === undefined) return undefined
-        const from = rng.pickOrUndefined(withBalance(token))
-        if (from === undefined) return undefined
-        const value = part(available(token, from))
-        spend(token, from, value)
-        return erc20Call(from, token, "burn", [value])
-      }],
+      [2, () => spendOwn((from, token, value) => erc20Call(from, token, "burn", [value]))],
       [2, nftMint],
       [4, () => {
         const owned = rng.pickOrUndefined([...nftOwners.keys()].filter((id) => !nfts.has(id)))
