@@ -1,64 +1,82 @@
 /**
- * Startup: wall time and peak RSS of `chainstore --help` and of a 10-event --sim run (load, connect, create the
- * tables, index, flush, exit), on embedded PGlite and on Postgres. What a short run or a CLI call costs before any
- * event. `--checkout <dir>` adds the same commands from another checkout (e.g. an earlier commit), interleaved.
- * Usage: npx tsx bench/startup.ts [--repeat 5] [--checkout /path/to/other/checkout]
+ * Startup: wall time and peak RSS of `chainstore --help`, and for 10-event --sim runs of bench/startup/indexer.ts
+ * the time until the first event reached a handler and until the process exited (load, open the database, create
+ * the tables, index, flush, exit): on embedded PGlite with a fresh data dir made by initdb (the template moved
+ * away), with a fresh data dir copied from the template, with that data dir reopened for the next 10 events, and
+ * on Postgres. What a new user, a test or a restart pays before any event.
+ * Usage: npx tsx bench/startup.ts [--repeat 5]
  */
-import { execSync } from "node:child_process"
 import * as fs from "node:fs"
 import * as path from "node:path"
 import { parseArgs } from "node:util"
-import { dropSchema, machine, measure, median, postgresUrl, root, spread, writeSection } from "./lib.js"
+import { chainstoreBin, dropSchema, machine, measure, postgresUrl, root, spread, writeSection } from "./lib.js"
 
-const { values } = parseArgs({ options: { repeat: { type: "string", default: "5" }, checkout: { type: "string", multiple: true, default: [] } } })
+const { values } = parseArgs({ options: { repeat: { type: "string", default: "5" } } })
 const repeat = Number(values.repeat)
-const checkouts = [root, ...values.checkout.map((c) => path.resolve(c))]
-const commitOf = (dir: string) => execSync("git rev-parse --short HEAD", { cwd: dir }).toString().trim()
 
-const cases = ["--help", "run, PGlite", "run, Postgres"] as const
-const labels: Record<(typeof cases)[number], string> = {
+const cases = ["--help", "PGlite initdb", "PGlite", "PGlite reopened", "Postgres"] as const
+type Case = (typeof cases)[number]
+const labels: Record<Case, string> = {
   "--help": "`chainstore --help`",
-  "run, PGlite": "10-event `chainstore run --sim`, PGlite",
-  "run, Postgres": "10-event `chainstore run --sim`, Postgres"
+  "PGlite initdb": "10 events, PGlite, a fresh data dir made by initdb (the template moved away)",
+  "PGlite": "10 events, PGlite, a fresh data dir (a copy of the template)",
+  "PGlite reopened": "the next 10 events, PGlite, that data dir reopened",
+  "Postgres": "10 events, Postgres, a fresh schema"
 }
-const results = new Map<string, { seconds: Array<number>; rss: Array<number> }>()
+const results = new Map<Case, { first: Array<number>; exit: Array<number>; rss: Array<number> }>(cases.map((c) => [c, { first: [], exit: [], rss: [] }]))
+const template = path.join(root, "packages/persistence/template")
 
 for (let i = 0; i < repeat; i++) {
-  for (const checkout of checkouts) {
-    const bin = path.join(checkout, "node_modules/.bin/chainstore")
-    for (const name of cases) {
-      const dataDir = fs.mkdtempSync("/tmp/cs-startup-")
-      const schema = `bench_startup_${process.pid}_${i}`
-      const sim = ["run", path.join(checkout, "examples/erc20"), "--sim", "blocks=1,eventsPerBlock=10", "--metrics-port", "0"]
-      const args = name === "--help" ? ["--help"] : name === "run, PGlite" ? [...sim, "--data-dir", path.join(dataDir, ".chainstore")] : [...sim, "--db", postgresUrl, "--schema", schema]
-      const run = await measure(bin, args, { cwd: dataDir })
-      if (name === "run, Postgres") dropSchema(schema)
-      fs.rmSync(dataDir, { recursive: true, force: true })
-      if (run.code !== 0) throw new Error(`${name} failed in ${checkout}: ${run.output.slice(-2000)}`)
-      const key = `${commitOf(checkout)}\u0000${name}`
-      const r = results.get(key) ?? { seconds: [], rss: [] }
-      r.seconds.push(run.seconds)
-      r.rss.push(run.peakRssMb)
-      results.set(key, r)
-      console.log(`${commitOf(checkout)} ${name}: ${run.seconds.toFixed(2)} s, ${run.peakRssMb} MB`)
+  // The reopened case runs on the data dir the fresh one made, one block further.
+  const dir = fs.mkdtempSync("/tmp/cs-startup-")
+  for (const name of cases) {
+    const schema = `bench_startup_${process.pid}_${i}`
+    const firstEventFile = path.join(dir, `first-${name.replace(/\W/g, "")}`)
+    const sim = (blocks: number) => ["run", "bench/startup/indexer.ts", "--sim", `blocks=${blocks},eventsPerBlock=10`, "--metrics-port", "0"]
+    const args = name === "--help" ? ["--help"]
+      : name === "PGlite initdb" ? [...sim(1), "--data-dir", path.join(dir, "initdb")]
+      : name === "PGlite" ? [...sim(1), "--data-dir", path.join(dir, "copied")]
+      : name === "PGlite reopened" ? [...sim(2), "--data-dir", path.join(dir, "copied")]
+      : [...sim(1), "--db", postgresUrl, "--schema", schema]
+    // Without the template the worker runs initdb, as every fresh data dir did before the template existed.
+    if (name === "PGlite initdb") fs.renameSync(template, `${template}.away`)
+    const spawned = Date.now()
+    const run = await measure(chainstoreBin, args, { env: { FIRST_EVENT_FILE: firstEventFile } }).finally(() => {
+      if (name === "PGlite initdb") fs.renameSync(`${template}.away`, template)
+    })
+    if (name === "Postgres") dropSchema(schema)
+    if (run.code !== 0) throw new Error(`${name} failed: ${run.output.slice(-2000)}`)
+    const r = results.get(name)!
+    if (name !== "--help") {
+      // "Done: … (N events)" counts the data dir's events: 20 once reopened.
+      const events = name === "PGlite reopened" ? 20 : 10
+      if (!run.output.includes(`(${events} events)`)) throw new Error(`${name}: no "(${events} events)" in ${run.output.slice(-2000)}`)
+      r.first.push((Number(fs.readFileSync(firstEventFile, "utf8")) - spawned) / 1000)
     }
+    r.exit.push(run.seconds)
+    r.rss.push(run.peakRssMb)
+    console.log(`${name}: ${name === "--help" ? "" : `first event ${r.first.at(-1)!.toFixed(2)} s, `}exit ${run.seconds.toFixed(2)} s, ${run.peakRssMb} MB`)
   }
+  fs.rmSync(dir, { recursive: true, force: true })
 }
 
-const rows = [...results].map(([key, r]) => {
-  const [commit, name] = key.split("\u0000")
-  return `| ${commit} | ${labels[name as (typeof cases)[number]]} | ${spread(r.seconds, 2)} | ${Math.round(median(r.rss))} |`
+const rows = cases.map((name) => {
+  const r = results.get(name)!
+  return `| ${labels[name]} | ${name === "--help" ? "–" : spread(r.first, 2)} | ${spread(r.exit, 2)} | ${spread(r.rss)} |`
 })
 
 writeSection("Startup", `
-What it measures: wall seconds from spawning \`chainstore\` to its exit, and peak RSS of its process tree, for
-\`--help\` and for a 10-event \`--sim\` run of examples/erc20 (load the CLI and the indexer, open the database, create
-the tables, index, flush, exit) on embedded PGlite (fresh data dir) and Postgres 15 (fresh schema). Median [min–max]
-of ${repeat}, commits interleaved.
+What it measures: for \`chainstore --help\` and for 10-event \`--sim\` runs of \`bench/startup/indexer.ts\` (bench/peers's
+bookkeeping; it writes the wall clock of its first event to a file), the seconds from spawning \`chainstore\` until
+the first event reached a handler (load the CLI and the indexer, open the database, create the tables) and until it
+exited (index, flush, close), and the peak RSS of its process tree. Embedded PGlite with a fresh data dir made by
+PGlite's initdb (what every fresh data dir did before the template), with a fresh data dir copied from the
+template data dir made once at \`npm install\` (\`packages/persistence/template/\`, by \`scripts/build.mjs\`), the same
+data dir reopened for the next 10 events; and Postgres 15 with a fresh schema. Median [min–max] of ${repeat}.
 
-Command: \`npx tsx bench/startup.ts --repeat ${repeat}${values.checkout.map((c) => ` --checkout ${c}`).join("")}\` — ${machine()}.
+Command: \`npx tsx bench/startup.ts --repeat ${repeat}\` — ${machine()}.
 
-| commit | command | seconds | peak RSS MB |
+| command | first event s | exit s | peak RSS MB |
 |---|---|---|---|
 ${rows.join("\n")}
 `)

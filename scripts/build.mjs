@@ -29,3 +29,8 @@ for (const name of ["core", "persistence", "api", "cli"]) {
     fs.copyFileSync(path.join(src, f), path.join(dist, f))
   }
 }
+
+// The embedded database's template data dir, made once per PGlite version (packages/persistence/src/internal/pgliteTemplate.mjs).
+const Template = await import("../packages/persistence/src/internal/pgliteTemplate.mjs")
+const seconds = await Template.make()
+if (seconds > 0) console.log(`made the embedded database's template data dir in ${seconds.toFixed(1)} s: ${path.relative(root, Template.templateDir)}`)

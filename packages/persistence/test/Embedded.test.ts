@@ -57,6 +57,20 @@ describe("Embedded PGlite", () => {
       }))
     }))
 
+  it.effect("a fresh data dir is a copy of the template made at build time (its system identifier), not a new initdb", () =>
+    Effect.gen(function*() {
+      const dataDir = path.join(root, "fresh")
+      const templates = fileURLToPath(new URL("../template", import.meta.url))
+      const template = path.join(templates, fs.readdirSync(templates).find((f) => /^pgdata-[\d.]+$/.test(f))!)
+      yield* Effect.scoped(Effect.gen(function*() {
+        const { sql } = yield* open(dataDir)
+        const [row] = yield* sql<{ readonly id: string }>`SELECT system_identifier::text AS id FROM pg_control_system()`
+        // pg_control starts with the system identifier (little-endian uint64), which initdb draws from the clock.
+        assert.strictEqual(row?.id, fs.readFileSync(path.join(template, "global/pg_control")).readBigUInt64LE(0).toString())
+      }))
+      assert.deepStrictEqual(fs.readdirSync(dataDir).filter((f) => f.includes(".tmp-")), [])
+    }))
+
   it.effect("a second open of the data dir, in this process or another, fails at once naming the dir and the holder pid", () =>
     Effect.scoped(Effect.gen(function*() {
       yield* open(shared)

@@ -5,12 +5,14 @@
 import { parentPort, workerData } from "node:worker_threads"
 import { PGlite } from "@electric-sql/pglite"
 import { PGLiteSocketServer } from "@electric-sql/pglite-socket"
+import * as Template from "./pgliteTemplate.mjs"
 
 const { dataDir, socketPath, maxConnections } = workerData
 
 let db
 let server
 try {
+  Template.copyTo(dataDir)
   db = await PGlite.create({ dataDir })
   server = new PGLiteSocketServer({ db, path: socketPath, maxConnections })
   await server.start()
