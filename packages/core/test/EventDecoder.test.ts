@@ -156,6 +156,62 @@ describe("EventDecoder", () => {
     }
   })
 
+  it("reads one-word types word by word exactly as viem decodes them, and fails where viem fails, on random and malformed logs", () => {
+    const types = ["uint8", "uint48", "uint56", "uint256", "int8", "int24", "int48", "int64", "int256", "bool", "bytes1", "bytes20", "bytes32", "address"] as const
+    const statics: AbiEvent = {
+      type: "event",
+      name: "Statics",
+      inputs: [
+        { indexed: true, name: "who", type: "address" },
+        { indexed: true, name: "delta", type: "int256" },
+        { indexed: true, name: "flag", type: "bool" },
+        ...types.map((type, i) => ({ indexed: false, name: `v${i}`, type }))
+      ]
+    }
+    const next = prng(15)
+    const value = (type: string): unknown => {
+      if (type === "address") return randomAddress(next)
+      if (type === "bool") return next() < 0.5
+      if (type.startsWith("bytes")) return `0x${randomHex(next, Number(type.slice(5)))}`
+      const bits = Number(type.replace(/^u?int/, ""))
+      const magnitude = BigInt(`0x${randomHex(next, Math.max(1, Math.floor(next() * bits / 8)))}`) % (1n << BigInt(bits - 1))
+      const big = type.startsWith("u") ? magnitude * 2n : next() < 0.5 ? -magnitude : magnitude
+      return bits > 48 ? big : Number(big)
+    }
+    /** Decoded both ways: equal values, or both a failure. */
+    const same = (log: { readonly topics: Array<Hex>; readonly data: Hex }, why: string) => {
+      const ours = EventDecoder.make("C", statics).decode(log.topics, log.data)
+      let theirs: Record<string, unknown> | undefined
+      try {
+        theirs = viaViem(statics, log)
+      } catch {
+        theirs = undefined
+      }
+      if (theirs === undefined) assert.isTrue(Result.isFailure(ours), `${why}: viem fails, ours gave ${JSON.stringify(Result.isSuccess(ours) ? ours.success : null, (_, v) => typeof v === "bigint" ? `${v}n` : v)}`)
+      else {
+        assert.isTrue(Result.isSuccess(ours), why)
+        if (Result.isSuccess(ours)) {
+          const lowered = Object.fromEntries(Object.entries(theirs).map(([k, v]) => [k, typeof v === "string" && /^0x/.test(v) ? v.toLowerCase() : v]))
+          assert.deepStrictEqual(ours.success, lowered, why)
+        }
+      }
+    }
+    for (let i = 0; i < 300; i++) {
+      const log = logOf(statics, [randomAddress(next), value("int256"), next() < 0.5], types.map(value))
+      same(log, `random log ${i}`)
+      const word = (k: number) => 2 + 64 * k
+      // Malformed: a word past its type's range, a bool word of 2, short, odd-length and non-hex data, extra bytes.
+      const k = Math.floor(next() * types.length)
+      const garbage = `${log.data.slice(0, word(k))}${randomHex(next, 32)}${log.data.slice(word(k + 1))}` as Hex
+      same({ ...log, data: garbage }, `log ${i}: word ${k} (${types[k]}) random`)
+      same({ ...log, data: log.data.slice(0, log.data.length - 2) as Hex }, `log ${i}: one byte short`)
+      same({ ...log, data: `${log.data}0` as Hex }, `log ${i}: odd length`)
+      same({ ...log, data: `${log.data.slice(0, 10)}zz${log.data.slice(12)}` as Hex }, `log ${i}: not hex`)
+      same({ ...log, data: `${log.data}${randomHex(next, 32)}` as Hex }, `log ${i}: a word too many`)
+      same({ ...log, topics: [log.topics[0]!, log.topics[1]!, log.topics[2]!, `0x${"0".repeat(63)}2`] }, `log ${i}: bool topic of 2`)
+    }
+  })
+
   it("types params as the decoder keys them", () => {
     type Params = Indexer.EventParams<typeof factoryAbi, "PairCreated">
     expectTypeOf<Params["pair"]>().toEqualTypeOf<`0x${string}`>()
