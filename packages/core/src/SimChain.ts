@@ -72,23 +72,31 @@ export const parse = (text: string): Effect.Effect<Params, SourceError> =>
     return params
   })
 
+const mixSeed = 0x811c9dc5
+
+/** One input folded into the mix state. */
+const mixStep = (h: number, x: number): number => {
+  h = Math.imul(h ^ (x >>> 0), 0x01000193)
+  h ^= h >>> 15
+  h = Math.imul(h, 0x2c1b3c6d)
+  h ^= h >>> 12
+  h = Math.imul(h, 0x297a2d39)
+  return h ^ (h >>> 15)
+}
+
 /** A 32-bit mix of the inputs (deterministic, well spread). */
 const mix = (...xs: ReadonlyArray<number>): number => {
-  let h = 0x811c9dc5
-  for (const x of xs) {
-    h = Math.imul(h ^ (x >>> 0), 0x01000193)
-    h ^= h >>> 15
-    h = Math.imul(h, 0x2c1b3c6d)
-    h ^= h >>> 12
-    h = Math.imul(h, 0x297a2d39)
-    h ^= h >>> 15
-  }
+  let h = mixSeed
+  for (const x of xs) h = mixStep(h, x)
   return h >>> 0
 }
 
+/** 32 bytes: word i is mix(...xs, i), the inputs folded once for all eight (it runs per simulated event). */
 const hex32 = (...xs: ReadonlyArray<number>): string => {
+  let h = mixSeed
+  for (const x of xs) h = mixStep(h, x)
   let out = "0x"
-  for (let i = 0; i < 8; i++) out += mix(...xs, i).toString(16).padStart(8, "0")
+  for (let i = 0; i < 8; i++) out += (mixStep(h, i) >>> 0).toString(16).padStart(8, "0")
   return out
 }
 
