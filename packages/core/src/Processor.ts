@@ -95,26 +95,47 @@ export const make = (options: Options = {}) =>
       if (isBlockItem(item)) return indexer.blockHandlers.get(item.name)?.(item, ctx)
       return indexer.handlers.get(item.contractName)?.get(item.eventName)?.(item, ctx)
     }
+    /** The handler function an item runs (its identity keys per-handler bookkeeping). */
+    const handlerOf = (item: Item): unknown =>
+      isBlockItem(item) ? indexer.blockHandlers.get(item.name) : indexer.handlers.get(item.contractName)?.get(item.eventName)
     const isHandled = (item: Item): boolean =>
       isBlockItem(item) ? indexer.blockHandlers.has(item.name) : indexer.handlers.get(item.contractName)?.has(item.eventName) === true
     const userEffects = indexer.effects.some((e) => e.name !== ReadContract.effect.name)
 
     const cursorOf = (chainId: number) => cursors.find((c) => c.chainId === chainId)!
 
+    // A handler whose runs after an effect's load recorded nothing new in a batch (what follows the effect was in
+    // memory already) is not run again after loads for the next `rerunPause` batches: the real pass has what it needs.
+    const rerunPause = 16
+    const rerunsPausedUntil = new Map<unknown, number>()
+    let batchNumber = 0
+
     /** The preload pass: runs the handlers only to record what they read, then loads it all at once. */
     const preload = Effect.fn("Processor.preload")(function*(items: ReadonlyArray<Item>, checkpointIds: ReadonlyArray<bigint>) {
+      batchNumber++
       let pending: Array<number> = []
       for (let i = 0; i < items.length; i++) if (isHandled(items[i]!)) pending.push(i)
+      // Per handler, in this batch's reruns: true once one recorded something.
+      const fruitful = new Map<unknown, boolean>()
       for (let round = 0; round < preloadRounds && pending.length > 0; round++) {
         const stopped: Array<number> = []
         for (const i of pending) {
-          contexts.setCurrent(items[i]!, checkpointIds[i]!)
+          const item = items[i]!
+          const handler = round === 0 ? undefined : handlerOf(item)
+          if (handler !== undefined && (rerunsPausedUntil.get(handler) ?? 0) >= batchNumber) continue
+          contexts.setCurrent(item, checkpointIds[i]!)
+          const before = contexts.recordings()
           // Preload runs are best effort: they only record what to load.
-          yield* Effect.exit(runHandler(items[i]!, contexts.preload)!)
+          yield* Effect.exit(runHandler(item, contexts.preload)!)
+          if (handler !== undefined && fruitful.get(handler) !== true) fruitful.set(handler, contexts.recordings() > before)
           if (contexts.preloadStopped()) stopped.push(i)
         }
         yield* contexts.load
         pending = stopped
+      }
+      for (const [handler, found] of fruitful) {
+        if (found) rerunsPausedUntil.delete(handler)
+        else rerunsPausedUntil.set(handler, batchNumber + rerunPause)
       }
     })
 

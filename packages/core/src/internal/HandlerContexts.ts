@@ -52,6 +52,8 @@ export interface Contexts {
   readonly setCurrent: (item: Item, checkpointId: bigint) => void
   /** The last preload run stopped at an effect whose output was not known yet: run it again after `load`. */
   readonly preloadStopped: () => boolean
+  /** How many ids, lookups and effect inputs the preload pass has recorded so far: a run that adds none found nothing new. */
+  readonly recordings: () => number
   /** Loads everything recorded by the preload pass since the last call. */
   readonly load: Effect.Effect<void, StorageError>
   /** A handler read a contract in this run: the preload pass is worth running for the reads it batches. */
@@ -69,6 +71,7 @@ export const make = (reader: ExternalEffect.ExternalEffect<"readContract", ReadC
   let stopped = false
   let registrations: Array<Batch.Registration> = []
   let recorded: Recorded = { ids: new Map(), lookups: [], effects: [] }
+  let recordings = 0
 
   const real: Record<string, unknown> = {}
   const preload: Record<string, unknown> = {}
@@ -122,7 +125,10 @@ export const make = (reader: ExternalEffect.ExternalEffect<"readContract", ReadC
           if (store.isComplete(name)) return undefined
           let ids = recorded.ids.get(name)
           if (ids === undefined) recorded.ids.set(name, (ids = new Set()))
-          ids.add(id)
+          if (!ids.has(id)) {
+            ids.add(id)
+            recordings++
+          }
           return undefined
         }),
       set: () => Effect.void,
@@ -132,6 +138,7 @@ export const make = (reader: ExternalEffect.ExternalEffect<"readContract", ReadC
           const ids = store.lookup(name, field, op, value) ?? (store.isComplete(name) ? store.addLookup(name, field, op, value) : undefined)
           if (ids !== undefined) return valuesOf(name, ids)
           recorded.lookups.push({ entity: name, field, op, value })
+          recordings++
           return []
         })
     } satisfies EntityOps<Row>
@@ -177,6 +184,7 @@ export const make = (reader: ExternalEffect.ExternalEffect<"readContract", ReadC
         if (cached?._tag === "Set") return Effect.succeed(cached.entity as O)
       }
       recorded.effects.push({ effect: effect as ExternalEffect.Any, input, checkpointId: current.checkpointId })
+      recordings++
       stopped = true
       return Effect.die(new PreloadStop())
     })
@@ -240,6 +248,7 @@ export const make = (reader: ExternalEffect.ExternalEffect<"readContract", ReadC
       stopped = false
     },
     preloadStopped: () => stopped,
+    recordings: () => recordings,
     readsContracts: () => readSeen,
     takeRegistrations: () => {
       // Called after every handler run: allocate only when something was registered.
