@@ -43,7 +43,13 @@ export interface Counters {
 export const make = Effect.gen(function*() {
   const store = yield* Store
   const storage = yield* Storage
-  const inFlight = new Map<string, Deferred.Deferred<unknown, EffectCallError>>()
+  // Per effect, per input key: calls running now, so concurrent calls with one input run once.
+  const inFlight = new Map<string, Map<string, Deferred.Deferred<unknown, EffectCallError>>>()
+  const inFlightOf = (name: string) => {
+    let running = inFlight.get(name)
+    if (running === undefined) inFlight.set(name, (running = new Map()))
+    return running
+  }
   const limiters = new Map<string, Effect.Effect<void>>()
   const counters = new Map<string, Counters>()
   const published = new Map<string, Counters>()
@@ -92,11 +98,12 @@ export const make = Effect.gen(function*() {
     Effect.suspend(() => {
       const cached = store.getEffectOutput(effect.name, key)
       if (cached?._tag === "Set") return Effect.succeed(cached.entity)
-      const running = inFlight.get(`${effect.name}\u0000${key}`)
+      const runningNow = inFlightOf(effect.name)
+      const running = runningNow.get(key)
       if (running !== undefined) return Deferred.await(running)
       return Effect.gen(function*() {
         const deferred = yield* Deferred.make<unknown, EffectCallError>()
-        inFlight.set(`${effect.name}\u0000${key}`, deferred)
+        runningNow.set(key, deferred)
         const result = yield* Effect.gen(function*() {
           const missing = yield* loadStored(effect, [key])
           const stored = store.getEffectOutput(effect.name, key)
@@ -115,11 +122,33 @@ export const make = Effect.gen(function*() {
           return output
         }).pipe(
           Effect.exit,
-          Effect.ensuring(Effect.sync(() => inFlight.delete(`${effect.name}\u0000${key}`)))
+          Effect.ensuring(Effect.sync(() => runningNow.delete(key)))
         )
         yield* Deferred.done(deferred, result)
         return yield* result
       })
+    })
+
+  /**
+   * Runs the user's function for a key `prefetch` looked for in storage already (in bulk) and found missing; its
+   * failure, or an output its schema cannot encode, is left for the handler's own call to meet.
+   */
+  const runMissing = (effect: ExternalEffect.Any, key: string, request: Request): Effect.Effect<void> =>
+    Effect.suspend(() => {
+      const counters = countersOf(effect.name)
+      counters.misses++
+      return acquire(effect).pipe(
+        Effect.andThen(Effect.suspend(() => {
+          counters.calls++
+          return effect.run(request.input)
+        })),
+        Effect.flatMap((output) =>
+          Effect.sync(() => {
+            if (!effect.cache || ExternalEffect.encodes(effect, output)) store.setEffectOutput(effect.name, key, output, request.checkpointId)
+          })
+        ),
+        Effect.ignore
+      )
     })
 
   /** Resolves keys with one `runMany`; outputs that fail (or do not encode) are left for the handler's own call. */
@@ -156,7 +185,7 @@ export const make = Effect.gen(function*() {
       const key = ExternalEffect.keyOf(request.effect, request.input)
       if (typeof key !== "string") continue
       const cached = store.getEffectOutput(request.effect.name, key)
-      if (cached?._tag === "Set" || inFlight.has(`${request.effect.name}\u0000${key}`)) continue
+      if (cached?._tag === "Set" || inFlight.get(request.effect.name)?.has(key) === true) continue
       let group = byEffect.get(request.effect.name)
       if (group === undefined) byEffect.set(request.effect.name, (group = { effect: request.effect, pending: new Map() }))
       if (!group.pending.has(key)) group.pending.set(key, request)
@@ -165,11 +194,7 @@ export const make = Effect.gen(function*() {
       Effect.gen(function*() {
         const missing = yield* loadStored(effect, [...pending.keys()])
         if (effect.runMany !== undefined && missing.length > 0) return yield* runMany(effect, missing.map((key) => [key, pending.get(key)!]))
-        // Failures surface when the handler calls for real; here they only must not stop the others.
-        yield* Effect.forEach(missing, (key) => {
-          const request = pending.get(key)!
-          return Effect.ignore(run(effect, key, request.input, request.checkpointId))
-        }, { concurrency: "unbounded", discard: true })
+        yield* Effect.forEach(missing, (key) => runMissing(effect, key, pending.get(key)!), { concurrency: "unbounded", discard: true })
       }), { concurrency: "unbounded", discard: true })
   })
 

@@ -54,6 +54,24 @@ describe("EffectCache", () => {
       assert.strictEqual((yield* memory.effectRows("receiverInfo")).size, 3)
     }).pipe(Effect.provide(Storage.layerMemory)))
 
+  it.effect("resumed with new inputs, a batch reads the stored outputs once per effect, not once more per input it must run", () =>
+    Effect.gen(function*() {
+      const calls = makeCounter()
+      const effect = receiverEffect(calls, Schema.Struct({ n: Schema.Number }), (who) => ({ n: who.length }))
+      const memory = yield* Storage.MemoryStorage
+      // The first run stores 3 receivers' outputs; the resumed one meets 5 new receivers in one batch.
+      yield* Runtime.run(receiverIndexer(Source.memory(blocks).source, effect, 1))
+      const more = [...blocks.slice(0, 1), {
+        number: 2,
+        events: Array.from({ length: 8 }, (_, i) => ({ contractName: "ERC20", eventName: "Transfer", params: { from: ZERO, to: account(i), value: 1n } }))
+      }]
+      const before = (yield* memory.calls).get("loadEffectEntries:receiverInfo") ?? 0
+      yield* Runtime.run(receiverIndexer(Source.memory(more).source, effect, 2))
+      assert.strictEqual(((yield* memory.calls).get("loadEffectEntries:receiverInfo") ?? 0) - before, 1)
+      assert.strictEqual(calls.total(), 8)
+      assert.strictEqual((yield* memory.effectRows("receiverInfo")).size, 8)
+    }).pipe(Effect.provide(Layer.fresh(Storage.layerMemory)), Effect.provide(Config.layer({ batchSize: 100 }))))
+
   it.effect("concurrent calls with one input run once", () =>
     Effect.gen(function*() {
       const cache = yield* EffectCache.EffectCache
