@@ -104,8 +104,9 @@ export const make = (options: Options = {}) =>
 
     const cursorOf = (chainId: number) => cursors.find((c) => c.chainId === chainId)!
 
-    // A handler whose runs after an effect's load recorded nothing new in a batch (what follows the effect was in
-    // memory already) is not run again after loads for the next `rerunPause` batches: the real pass has what it needs.
+    // While every table is complete in memory, a handler whose runs after an effect's load recorded nothing new in a
+    // batch (what follows the effect was in memory already) is not run again after loads for the next `rerunPause`
+    // batches: the real pass has what it needs. Once a table is not complete, reruns batch its loads again.
     const rerunPause = 16
     const rerunsPausedUntil = new Map<unknown, number>()
     let batchNumber = 0
@@ -115,13 +116,15 @@ export const make = (options: Options = {}) =>
       batchNumber++
       let pending: Array<number> = []
       for (let i = 0; i < items.length; i++) if (isHandled(items[i]!)) pending.push(i)
+      const allComplete = indexer.entities.every((e) => store.isComplete(e.name))
+      if (!allComplete) rerunsPausedUntil.clear()
       // Per handler, in this batch's reruns: true once one recorded something.
       const fruitful = new Map<unknown, boolean>()
       for (let round = 0; round < preloadRounds && pending.length > 0; round++) {
         const stopped: Array<number> = []
         for (const i of pending) {
           const item = items[i]!
-          const handler = round === 0 ? undefined : handlerOf(item)
+          const handler = round === 0 || !allComplete ? undefined : handlerOf(item)
           if (handler !== undefined && (rerunsPausedUntil.get(handler) ?? 0) >= batchNumber) continue
           contexts.setCurrent(item, checkpointIds[i]!)
           const before = contexts.recordings()
