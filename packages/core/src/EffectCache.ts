@@ -17,6 +17,8 @@ export interface Request {
   readonly effect: ExternalEffect.Any
   readonly input: unknown
   readonly checkpointId: bigint
+  /** The input's key, when the caller has it already (keys are computed once per call on the hot path). */
+  readonly key?: string
 }
 
 export class EffectCache extends Context.Service<EffectCache, {
@@ -182,7 +184,7 @@ export const make = Effect.gen(function*() {
   const prefetch = Effect.fn("EffectCache.prefetch")(function*(requests: ReadonlyArray<Request>) {
     const byEffect = new Map<string, { effect: ExternalEffect.Any; pending: Map<string, Request> }>()
     for (const request of requests) {
-      const key = ExternalEffect.keyOf(request.effect, request.input)
+      const key = request.key ?? ExternalEffect.keyOf(request.effect, request.input)
       if (typeof key !== "string") continue
       const cached = store.getEffectOutput(request.effect.name, key)
       if (cached?._tag === "Set" || inFlight.get(request.effect.name)?.has(key) === true) continue

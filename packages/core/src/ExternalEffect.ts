@@ -141,14 +141,11 @@ const plainKey = (value: unknown): string | undefined => {
   }
 }
 
+/** What JSON escapes in a string: control characters, quote, backslash, surrogates. */
+const needsEscape = /[\u0000-\u001f"\\\ud800-\udfff]/
+
 /** A string's JSON text: quoted as it is when nothing in it needs escaping (addresses, hashes, names). */
-const quote = (s: string): string => {
-  for (let i = 0; i < s.length; i++) {
-    const c = s.charCodeAt(i)
-    if (c < 0x20 || c === 0x22 || c === 0x5c || (c >= 0xd800 && c <= 0xdfff)) return JSON.stringify(s)
-  }
-  return `"${s}"`
-}
+const quote = (s: string): string => (needsEscape.test(s) ? JSON.stringify(s) : `"${s}"`)
 
 /** JSON text with object keys sorted, so equal inputs give equal keys. */
 export const stableStringify = (value: unknown): string => {

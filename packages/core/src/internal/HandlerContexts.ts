@@ -183,7 +183,7 @@ export const make = (reader: ExternalEffect.ExternalEffect<"readContract", ReadC
         const cached = store.getEffectOutput(effect.name, key)
         if (cached?._tag === "Set") return Effect.succeed(cached.entity as O)
       }
-      recorded.effects.push({ effect: effect as ExternalEffect.Any, input, checkpointId: current.checkpointId })
+      recorded.effects.push({ effect: effect as ExternalEffect.Any, input, checkpointId: current.checkpointId, ...(typeof key === "string" ? { key } : {}) })
       recordings++
       stopped = true
       return Effect.die(new PreloadStop())
