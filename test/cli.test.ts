@@ -87,6 +87,12 @@ describe.each(["pglite", "postgres"] as const)("chainstore run on %s", (kind) =>
     expect(metricValue(later, "chainstore_processed_block")).toBeGreaterThanOrEqual(metricValue(later, "chainstore_committed_block"))
     expect(later).toMatch(/chainstore_effect_cache_hits\{effect="tokenInfo"\}|chainstore_effect_calls\{effect="tokenInfo"\}/)
     expect(later).toContain("transferKind")
+    if (kind === "pglite") {
+      // The embedded worker's WebAssembly memory, reported while it runs: bounded by PGlite's buffers, not the data.
+      const memory = metricValue(later, "chainstore_pglite_memory_bytes")
+      expect(memory).toBeGreaterThan(16 * 2 ** 20)
+      expect(memory).toBeLessThan(512 * 2 ** 20)
+    } else expect(later).not.toContain("chainstore_pglite_memory_bytes ")
     await waitFor(() => fetch(`${url}/ready`).then((r) => r.status), (s) => s === 200)
     const result = await running.done
     expect(result.code, result.stderr).toBe(0)

@@ -42,6 +42,9 @@ export const rpcLatency = Metric.histogram("chainstore_rpc_latency_ms", {
   boundaries: Metric.exponentialBoundaries({ start: 1, factor: 2, count: 16 })
 })
 export const rpcLogsRange = Metric.gauge("chainstore_rpc_logs_range_blocks", { description: "Blocks per eth_getLogs request now, per chain" })
+export const pgliteMemory = Metric.gauge("chainstore_pglite_memory_bytes", {
+  description: "WebAssembly memory of the embedded PGlite worker (its Postgres heap and buffers; it only grows)"
+})
 export const rpcBatchSize = Metric.gauge("chainstore_rpc_batch_size", { description: "Calls per JSON-RPC batch now (learned from refusals), per chain" })
 export const rpcUnavailable = Metric.gauge("chainstore_rpc_unavailable", { description: "1 while a chain's RPC requests keep failing, else 0" })
 export const rpcUnavailableSince = Metric.gauge("chainstore_rpc_unavailable_since_seconds", {

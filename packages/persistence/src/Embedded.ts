@@ -6,10 +6,10 @@ import * as fs from "node:fs"
 import * as os from "node:os"
 import * as path from "node:path"
 import { Worker } from "node:worker_threads"
-import { Duration, Effect, Layer, type Redacted, Scope } from "effect"
+import { Duration, Effect, Layer, Metric, type Redacted, Scope } from "effect"
 import type { SqlClient } from "effect/sql"
 import { PgClient } from "@effect/sql-pg"
-import { Errors } from "@chainstore/core"
+import { Errors, Metrics } from "@chainstore/core"
 import * as DataDirLock from "./internal/DataDirLock.js"
 
 export interface EmbeddedOptions {
@@ -46,7 +46,7 @@ export const layerEmbedded = (options: EmbeddedOptions = {}): Layer.Layer<SqlCli
     yield* checkVersion(pgdata)
     const socketDir = yield* socketDirectory(dataDir)
     const socketPath = path.join(socketDir, socketFileName)
-    yield* startWorker(pgdata, socketPath)
+    yield* reportMemory(yield* startWorker(pgdata, socketPath))
     // Two connections: PgStorage's advisory lock keeps one; PGlite runs one query at a time anyway.
     return yield* PgClient.make({ path: socketPath, username: "postgres", database: "postgres", maxConnections: 2 }).pipe(
       Effect.mapError((error) => openError(`cannot connect to embedded PGlite at ${socketPath}: ${error.message}`, error))
@@ -105,7 +105,29 @@ const removeSocket = (dir: string) =>
     catch: (cause) => openError(`cannot remove the stale socket in ${dir}: ${String(cause)}`, cause)
   })
 
-type WorkerMessage = { readonly type: "ready" } | { readonly type: "closed" } | { readonly type: "error"; readonly message: string }
+type WorkerMessage =
+  | { readonly type: "ready" }
+  | { readonly type: "closed" }
+  | { readonly type: "error"; readonly message: string }
+  | { readonly type: "memory"; readonly bytes: number }
+
+/** Sets the chainstore_pglite_memory_bytes gauge from the worker every 5 s while the scope lasts. */
+const reportMemory = (worker: Worker) =>
+  Effect.callback<number>((resume) => {
+    const onMessage = (message: WorkerMessage) => {
+      if (message.type !== "memory") return
+      worker.off("message", onMessage)
+      resume(Effect.succeed(message.bytes))
+    }
+    worker.on("message", onMessage)
+    worker.postMessage({ type: "memory" })
+    return Effect.sync(() => worker.off("message", onMessage))
+  }).pipe(
+    Effect.flatMap((bytes) => Metric.update(Metrics.pgliteMemory, bytes)),
+    Effect.andThen(Effect.sleep("5 seconds")),
+    Effect.forever,
+    Effect.forkScoped
+  )
 
 /** Starts the PGlite worker and waits until it serves the socket; the scope's close stops it cleanly. */
 const startWorker = (pgdata: string, socketPath: string): Effect.Effect<Worker, Errors.StorageError, Scope.Scope> =>
@@ -140,7 +162,7 @@ const startWorker = (pgdata: string, socketPath: string): Effect.Effect<Worker, 
     (worker) =>
       Effect.callback<void>((resume) => {
         const done = () => resume(Effect.void)
-        worker.once("message", done)
+        worker.on("message", (message: WorkerMessage) => message.type !== "memory" && done())
         worker.once("exit", done)
         worker.postMessage({ type: "close" })
       }).pipe(
