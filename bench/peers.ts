@@ -805,8 +805,10 @@ const writeDocs = (results: Results) => {
 // Main
 
 const main = async () => {
-  for (const [dir, what] of [[path.join(ponderDir, "node_modules/ponder"), "cd bench/ponder && npm install"], [path.join(envioDir, "node_modules/envio"), "cd bench/envio && pnpm install"]] as const) {
-    if (!fs.existsSync(dir)) throw new Error(`${dir} is missing: run \`${what}\` once first (docs/benchmarks.md)`)
+  // Only the peers this run includes need installing.
+  const installs = [["ponder", path.join(ponderDir, "node_modules/ponder"), "cd bench/ponder && npm install"], ["envio", path.join(envioDir, "node_modules/envio"), "cd bench/envio && pnpm install"]] as const
+  for (const [name, dir, what] of installs) {
+    if (chosenIndexers.includes(name) && !fs.existsSync(dir)) throw new Error(`${dir} is missing: run \`${what}\` once first (docs/benchmarks.md)`)
   }
   fs.mkdirSync(workDir, { recursive: true })
   fs.mkdirSync(logDir, { recursive: true })
