@@ -31,6 +31,11 @@ for (const name of ["core", "persistence", "api", "cli"]) {
 }
 
 // The embedded database's template data dir, made once per PGlite version (packages/persistence/src/internal/pgliteTemplate.mjs).
+// Without it a new data dir runs PGlite's initdb itself (seconds slower), so a failure here warns, not fails.
 const Template = await import("../packages/persistence/src/internal/pgliteTemplate.mjs")
-const seconds = await Template.make()
-if (seconds > 0) console.log(`made the embedded database's template data dir in ${seconds.toFixed(1)} s: ${path.relative(root, Template.templateDir)}`)
+try {
+  const seconds = await Template.make()
+  if (seconds > 0) console.log(`made the embedded database's template data dir in ${seconds.toFixed(1)} s: ${path.relative(root, Template.templateDir)}`)
+} catch (error) {
+  console.warn(`warning: could not make the embedded database's template data dir (${error instanceof Error ? error.message : String(error)}); new embedded data dirs will run initdb`)
+}
