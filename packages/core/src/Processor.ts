@@ -98,8 +98,7 @@ export const make = (options: Options = {}) =>
     /** The handler function an item runs (its identity keys per-handler bookkeeping). */
     const handlerOf = (item: Item): unknown =>
       isBlockItem(item) ? indexer.blockHandlers.get(item.name) : indexer.handlers.get(item.contractName)?.get(item.eventName)
-    const isHandled = (item: Item): boolean =>
-      isBlockItem(item) ? indexer.blockHandlers.has(item.name) : indexer.handlers.get(item.contractName)?.has(item.eventName) === true
+    const isHandled = (item: Item): boolean => handlerOf(item) !== undefined
     const userEffects = indexer.effects.some((e) => e.name !== ReadContract.effect.name)
 
     const cursorOf = (chainId: number) => cursors.find((c) => c.chainId === chainId)!

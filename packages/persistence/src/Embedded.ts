@@ -109,11 +109,12 @@ type WorkerMessage =
   | { readonly type: "ready" }
   | { readonly type: "closed" }
   | { readonly type: "error"; readonly message: string }
-  | { readonly type: "memory"; readonly bytes: number }
+  // bytes: undefined until PGlite is up (no figure is better than a made-up 0).
+  | { readonly type: "memory"; readonly bytes: number | undefined }
 
 /** Sets the chainstore_pglite_memory_bytes gauge from the worker every 5 s while the scope lasts. */
 const reportMemory = (worker: Worker) =>
-  Effect.callback<number>((resume) => {
+  Effect.callback<number | undefined>((resume) => {
     const onMessage = (message: WorkerMessage) => {
       if (message.type !== "memory") return
       worker.off("message", onMessage)
@@ -123,7 +124,7 @@ const reportMemory = (worker: Worker) =>
     worker.postMessage({ type: "memory" })
     return Effect.sync(() => worker.off("message", onMessage))
   }).pipe(
-    Effect.flatMap((bytes) => Metric.update(Metrics.pgliteMemory, bytes)),
+    Effect.flatMap((bytes) => (bytes === undefined ? Effect.void : Metric.update(Metrics.pgliteMemory, bytes))),
     Effect.andThen(Effect.sleep("5 seconds")),
     Effect.forever,
     Effect.forkScoped

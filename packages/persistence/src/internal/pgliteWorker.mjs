@@ -24,7 +24,7 @@ try {
 
 parentPort.on("message", async (message) => {
   // PGlite's WebAssembly memory: its Postgres heap, shared buffers included.
-  if (message?.type === "memory") return parentPort.postMessage({ type: "memory", bytes: db?.mod?.HEAPU8?.length ?? 0 })
+  if (message?.type === "memory") return parentPort.postMessage({ type: "memory", bytes: db?.mod?.HEAPU8?.length })
   if (message?.type !== "close") return
   try {
     if (server !== undefined) await server.stop()
