@@ -10,7 +10,7 @@ import { execFileSync } from "node:child_process"
 import * as fs from "node:fs"
 import { parseArgs } from "node:util"
 import { balanceOf, deployToken, head, makeTransfers, mine, sprayAccounts, startAnvil } from "../test/support/anvil.js"
-import { fmt, machine, measure, median, postgresUrl, root, spread, writeSection } from "./lib.js"
+import { fmt, machine, measure, median, postgresUrl, psql, root, spread, writeSection } from "./lib.js"
 
 const { values } = parseArgs({
   options: {
@@ -28,8 +28,6 @@ const modes = ["none", "transaction", "receipt", "block"] as const
 type Mode = (typeof modes)[number]
 
 const dirty = execFileSync("git", ["status", "--porcelain", "packages"], { cwd: root, encoding: "utf8" }).trim() !== ""
-const psql = (sql: string): string =>
-  execFileSync("psql", [postgresUrl, "-v", "ON_ERROR_STOP=1", "-At", "-F", "\t", "-c", sql], { encoding: "utf8", env: { ...process.env, PGOPTIONS: "-c client_min_messages=warning" } })
 
 console.log(`generating ${fmt(events)} Transfer events, ${perTx} per transaction, on anvil ...`)
 const generated = performance.now()

@@ -1,5 +1,5 @@
 /** Shared by the benchmarks: run a command measuring wall time and peak RSS, statistics, and docs/benchmarks.md sections. */
-import { execSync, spawn } from "node:child_process"
+import { execFileSync, execSync, spawn } from "node:child_process"
 import * as fs from "node:fs"
 import * as os from "node:os"
 import * as path from "node:path"
@@ -87,6 +87,13 @@ export const barChart = (title: string, unit: string, bars: ReadonlyArray<{ read
   return `<svg xmlns="http://www.w3.org/2000/svg" width="${width}" height="${60 + bars.length * rowHeight}" font-family="sans-serif">` +
     `<text x="10" y="22" font-size="15" font-weight="bold">${title}</text>${rows.join("")}</svg>\n`
 }
+
+/** Runs SQL on the benchmarks' Postgres: rows as lines, columns tab-separated; notices (drop … cascade) kept quiet. */
+export const psql = (sql: string): string =>
+  execFileSync("psql", [postgresUrl, "-v", "ON_ERROR_STOP=1", "-At", "-F", "\t", "-c", sql], {
+    encoding: "utf8",
+    env: { ...process.env, PGOPTIONS: "-c client_min_messages=warning" }
+  }).trim()
 
 /** Drops a Postgres schema (the benchmarks use fresh ones). */
 export const dropSchema = (schema: string): void => {

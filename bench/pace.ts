@@ -6,9 +6,8 @@
  * the runtime reaches. Runs alternate; each indexer's tables are checked against the simulated chain's totals.
  * Usage: npx tsx bench/pace.ts [--blocks 4000] [--repeat 3] [--no-docs]
  */
-import { execFileSync } from "node:child_process"
 import { parseArgs } from "node:util"
-import { fmt, machine, measure, median, postgresUrl, root, spread, writeSection } from "./lib.js"
+import { fmt, machine, measure, median, postgresUrl, psql, root, spread, writeSection } from "./lib.js"
 
 const { values } = parseArgs({
   options: { blocks: { type: "string", default: "4000" }, repeat: { type: "string", default: "3" }, "no-docs": { type: "boolean", default: false } }
@@ -18,8 +17,6 @@ const repeat = Number(values.repeat)
 const accounts = 20_000
 const events = blocks * 100
 const sim = `seed=12,blocks=${blocks},eventsPerBlock=100,accounts=${accounts}`
-const psql = (sql: string): string =>
-  execFileSync("psql", [postgresUrl, "-v", "ON_ERROR_STOP=1", "-At", "-c", sql], { encoding: "utf8", env: { ...process.env, PGOPTIONS: "-c client_min_messages=warning" } }).trim()
 
 const indexers = { example: "examples/erc20", minimal: "bench/startup/indexer.ts" } as const
 type Name = keyof typeof indexers

@@ -10,7 +10,7 @@ import { execFileSync } from "node:child_process"
 import { parseArgs } from "node:util"
 import { balanceOf, deployToken, head, makeTransfers, mine, sprayAccounts, startAnvil } from "../test/support/anvil.js"
 import { type Faults, startProvider } from "../test/support/rpcProvider.js"
-import { fmt, machine, measure, median, postgresUrl, root, spread, writeSection } from "./lib.js"
+import { fmt, machine, measure, median, postgresUrl, psql, root, spread, writeSection } from "./lib.js"
 
 const { values } = parseArgs({
   options: { events: { type: "string", default: "1000000" }, repeat: { type: "string", default: "1" }, "no-docs": { type: "boolean", default: false } }
@@ -21,7 +21,6 @@ const accounts = 1000
 const profile: Faults = { rangeCap: 50, maxBatch: 10, http429: 0.05, noTimestamps: true }
 
 const dirty = execFileSync("git", ["status", "--porcelain", "packages"], { cwd: root, encoding: "utf8" }).trim() !== ""
-const psql = (sql: string): string => execFileSync("psql", [postgresUrl, "-v", "ON_ERROR_STOP=1", "-At", "-F", "\t", "-c", sql], { encoding: "utf8" })
 
 console.log(`generating ${fmt(events)} Transfer events on anvil ...`)
 const generated = performance.now()
