@@ -28,7 +28,7 @@ import {
   erc721PresetMinterPauserAutoIdAbi,
   erc721PresetMinterPauserAutoIdBytecode
 } from "../../contracts/artifacts.js"
-import { type Anvil, type Deployed, type Multicall3, deployMulticall3, head, receiptOf } from "./anvil.js"
+import { type Anvil, type Deployed, type Multicall3, deployMulticall3, head } from "./anvil.js"
 
 /** Anvil's default dev mnemonic (public): account 0 is anvil.account; anvil funds accounts 0..9 with 10000 ETH. */
 export const devMnemonic = "test test test test test test test test test test test junk"
@@ -44,31 +44,6 @@ export const minterRole: Hex = keccak256(toBytes("MINTER_ROLE"))
 export interface TokenDeployment extends Deployed {
   readonly name: string
   readonly symbol: string
-}
-
-/** Deploys an ERC20PresetMinterPauser from the anvil account (which gets every role; no supply). Automine must be on. */
-export const deployErc20 = async (anvil: Anvil, options: { readonly name: string; readonly symbol: string }): Promise<TokenDeployment> => {
-  const hash = await anvil.walletClient.deployContract({
-    abi: erc20PresetMinterPauserAbi,
-    bytecode: erc20PresetMinterPauserBytecode,
-    args: [options.name, options.symbol]
-  })
-  const receipt = await receiptOf(anvil, hash)
-  return { address: lower(receipt.contractAddress!), block: Number(receipt.blockNumber), name: options.name, symbol: options.symbol }
-}
-
-/** Deploys an ERC721PresetMinterPauserAutoId from the anvil account (every role; token ids from 0). Automine must be on. */
-export const deployErc721 = async (
-  anvil: Anvil,
-  options: { readonly name: string; readonly symbol: string; readonly baseTokenURI?: string }
-): Promise<TokenDeployment> => {
-  const hash = await anvil.walletClient.deployContract({
-    abi: erc721PresetMinterPauserAutoIdAbi,
-    bytecode: erc721PresetMinterPauserAutoIdBytecode,
-    args: [options.name, options.symbol, options.baseTokenURI ?? ""]
-  })
-  const receipt = await receiptOf(anvil, hash)
-  return { address: lower(receipt.contractAddress!), block: Number(receipt.blockNumber), name: options.name, symbol: options.symbol }
 }
 
 export interface TokenChainOptions {
