@@ -25,7 +25,9 @@ export class EffectCache extends Context.Service<EffectCache, {
   readonly call: <I, O, E>(
     effect: ExternalEffect.ExternalEffect<string, I, O, E>,
     input: I,
-    checkpointId: bigint
+    checkpointId: bigint,
+    /** The input's key when the caller has it already (from the preload pass): not computed again. */
+    knownKey?: string
   ) => Effect.Effect<O, EffectCallError>
   /** Resolves many inputs at once: one storage read per effect for the keys not in memory, runs concurrently. */
   readonly prefetch: (requests: ReadonlyArray<Request>) => Effect.Effect<void>
@@ -170,8 +172,8 @@ export const make = Effect.gen(function*() {
       }
     })
 
-  const call = <I, O, E>(effect: ExternalEffect.ExternalEffect<string, I, O, E>, input: I, checkpointId: bigint) => {
-    const key = ExternalEffect.keyOf(effect, input)
+  const call = <I, O, E>(effect: ExternalEffect.ExternalEffect<string, I, O, E>, input: I, checkpointId: bigint, knownKey?: string) => {
+    const key = knownKey ?? ExternalEffect.keyOf(effect, input)
     if (typeof key !== "string") return Effect.fail(callError(effect as ExternalEffect.Any, "<unencodable input>", key.cause))
     const cached = store.getEffectOutput(effect.name, key)
     if (cached?._tag === "Set") {

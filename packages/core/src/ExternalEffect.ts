@@ -3,6 +3,7 @@
  * Named apart from Effect's own `Effect`.
  */
 import { type Effect, type Result, Schema } from "effect"
+import * as EffectInput from "./internal/EffectInput.js"
 import type { RateLimit } from "./RateLimiter.js"
 
 /** A schema usable for inputs and outputs: no services needed to decode or encode. */
@@ -23,6 +24,8 @@ export interface ExternalEffect<Name extends string = string, I = unknown, O = u
   runMany?(inputs: ReadonlyArray<I>): Effect.Effect<ReadonlyArray<Result.Result<O, E>>, E>
   /** Stable key of an input: its JSON encoding with object keys sorted. */
   inputKey(input: I): string
+  /** The input as it is now, apart from the caller's object (which the caller may change later). */
+  copyInput(input: I): I
   /** The output as JSON, for storage. */
   encodeOutput(output: O): Schema.Json
   /** A stored output decoded with the current schema; failure means the stored row is stale. */
@@ -47,6 +50,7 @@ export const make = <const Name extends string, I, O, E = never>(options: Option
   const encodeInput = Schema.encodeSync(inputJson)
   const encodeOutput = Schema.encodeSync(outputJson)
   const decodeOutput = Schema.decodeUnknownEffect(outputJson)
+  const decodeInput = Schema.decodeSync(inputJson)
   return {
     name: options.name,
     input: options.input,
@@ -58,6 +62,17 @@ export const make = <const Name extends string, I, O, E = never>(options: Option
     ...(options.runMany === undefined ? {} : { runMany: options.runMany }),
     // Plain data keys straight from the value (the hot path); anything else through the schema's JSON encoding.
     inputKey: (input) => plainKey(input) ?? stableStringify(encodeInput(input)),
+    // Plain data by a shallow copy; anything else (nested, Dates, classes) through its schema's encoding and back.
+    copyInput: (input) => {
+      const copy = EffectInput.copyOfPlain(input)
+      if (copy !== EffectInput.notPlain) return copy as I
+      try {
+        return decodeInput(encodeInput(input))
+      } catch {
+        // Not encodable: the call fails on its key anyway.
+        return input
+      }
+    },
     encodeOutput: (output) => encodeOutput(output) as Schema.Json,
     decodeOutput: (json) => decodeOutput(json) as Effect.Effect<O, Schema.SchemaError>
   }

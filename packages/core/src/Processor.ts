@@ -153,6 +153,7 @@ export const make = (options: Options = {}) =>
       let items = batch.items
       let grown: { readonly items: Array<Item>; readonly counts: Array<number> } | undefined
       const checkpointIds = Batch.itemCheckpointIds(batch)
+      contexts.beginBatch()
       const grow = (at: number, from: number, children: ReadonlyArray<Event>) => {
         grown ??= { items: [...batch.items], counts: [...batch.checkpointEventsProcessed] }
         Batch.mergeIntoBlock(grown.items, checkpointIds, grown.counts, at, from, children)

@@ -68,4 +68,50 @@ describe("Preload", () => {
       // batches 1, 18 and 35 (each ends a pause of 16): 800 + 3 × 10, where every batch rerunning would make 1200.
       assert.strictEqual(runs, 830)
     }).pipe(Effect.provide(Layer.fresh(Storage.layerMemory)), Effect.provide(Config.layer({ batchSize: 10 }))))
+
+  it.effect("the real pass reuses the preload's key for an equal fresh effect input; an input object changed in place is keyed by what it holds", () =>
+    Effect.gen(function*() {
+      const blocks = Array.from({ length: 5 }, (_, b) => ({
+        number: b + 1,
+        events: Array.from({ length: 10 }, (_, i) => ({ contractName: "ERC20", eventName: "Transfer", params: { from: ZERO, to: account(b * 10 + i), value: 1n } }))
+      }))
+      const upperOf = (name: string) =>
+        ExternalEffect.make({ name, input: Schema.Struct({ to: Schema.String }), output: Schema.String, cache: false, run: ({ to }) => Effect.succeed(to.toUpperCase()) })
+      const made = upperOf("upper")
+      let keyed = 0
+      const upper: typeof made = { ...made, inputKey: (input) => (keyed++, made.inputKey(input)) }
+      const upperShared = upperOf("upperShared")
+      // One object for every call, changed in place: its key must follow what it holds at each call.
+      const shared = { to: "" }
+      const Digit = Entity.make("Digit", { id: Schema.String, fresh: Schema.String, shared: Schema.String })
+      let runs = 0
+      const indexer = Indexer.make({
+        entities: [Digit],
+        effects: [upper, upperShared],
+        chains: [{ id: 1, source: Source.memory(blocks).source, startBlock: 1, endBlock: 5, contracts: [{ name: "ERC20", abi: erc20Abi, address: TOKEN }] }],
+        handlers: {
+          ERC20: {
+            Transfer: (event, ctx) =>
+              Effect.gen(function*() {
+                runs++
+                const fresh = yield* ctx.effect(upper, { to: event.params.to })
+                shared.to = `${event.params.to}-${event.blockNumber}`
+                const reused = yield* ctx.effect(upperShared, shared)
+                yield* ctx.Digit.set({ id: event.params.to, fresh, shared: reused })
+              })
+          }
+        }
+      })
+      yield* Runtime.run(indexer)
+      const rows = yield* (yield* Storage.MemoryStorage).rows("Digit")
+      assert.strictEqual(rows.size, 50)
+      for (const [id, row] of rows) {
+        const block = blocks.find((b) => b.events.some((e) => e.params.to === id))!.number
+        assert.deepStrictEqual(row, { id, fresh: id.toUpperCase(), shared: `${id}-${block}`.toUpperCase() })
+      }
+      // Per event: 3 preload runs (stopped at upper, then at upperShared, then through) and the real pass; every
+      // preload run keys upper's input, the real pass never does.
+      assert.strictEqual(runs, 50 * 4)
+      assert.strictEqual(keyed, 50 * 3)
+    }).pipe(Effect.provide(Layer.fresh(Storage.layerMemory)), Effect.provide(Config.layer({ batchSize: 10 }))))
 })

@@ -19,6 +19,7 @@ import * as ExternalEffect from "../ExternalEffect.js"
 import type { Context, EntityOps } from "../HandlerContext.js"
 import type { Operator } from "../Entity.js"
 import * as ReadContract from "../ReadContract.js"
+import * as EffectInput from "./EffectInput.js"
 import { Storage } from "../Storage.js"
 import { Store } from "../Store.js"
 
@@ -40,6 +41,14 @@ interface Recorded {
 
 const noRegistrations: ReadonlyArray<Batch.Registration> = []
 
+/** An effect input the preload pass keyed for an item: the real pass reuses the key for an equal input. */
+interface KnownKey {
+  readonly effect: ExternalEffect.Any
+  readonly input: unknown
+  readonly key: string
+  readonly next: KnownKey | undefined
+}
+
 /** Ends a handler's preload run at an effect call whose output is not known yet. */
 class PreloadStop {
   readonly _tag = "PreloadStop"
@@ -50,6 +59,8 @@ export interface Contexts {
   readonly preload: Context<ReadonlyArray<Entity.Any>>
   /** Points both contexts at the item about to run. */
   readonly setCurrent: (item: Item, checkpointId: bigint) => void
+  /** A new batch: forgets the effect keys the last batch's preload computed. */
+  readonly beginBatch: () => void
   /** The last preload run stopped at an effect whose output was not known yet: run it again after `load`. */
   readonly preloadStopped: () => boolean
   /** How many ids, lookups and effect inputs the preload pass has recorded so far: a run that adds none found nothing new. */
@@ -72,6 +83,8 @@ export const make = (reader: ExternalEffect.ExternalEffect<"readContract", ReadC
   let registrations: Array<Batch.Registration> = []
   let recorded: Recorded = { ids: new Map(), lookups: [], effects: [] }
   let recordings = 0
+  // Effect input keys computed by this batch's preload, per item: a fresh key string costs a hash on every lookup.
+  let knownKeys = new Map<Item, KnownKey>()
 
   const real: Record<string, unknown> = {}
   const preload: Record<string, unknown> = {}
@@ -162,8 +175,14 @@ export const make = (reader: ExternalEffect.ExternalEffect<"readContract", ReadC
         { chain: event.chainId, block: event.blockNumber, logIndex: event.logIndex }))
     })
 
+  const knownKeyOf = (effect: ExternalEffect.Any, input: unknown): string | undefined => {
+    for (let known = knownKeys.get(current.event!); known !== undefined; known = known.next) {
+      if (known.effect === effect && EffectInput.equalsCopy(known.input, input)) return known.key
+    }
+    return undefined
+  }
   real.effect = <I, O, E>(effect: ExternalEffect.ExternalEffect<string, I, O, E>, input: I) =>
-    Effect.suspend(() => cache.call(effect, input, current.checkpointId))
+    Effect.suspend(() => cache.call(effect, input, current.checkpointId, knownKeyOf(effect as ExternalEffect.Any, input)))
   real.log = log
   let readSeen = false
   real.readContract = (parameters: ReadContract.Parameters) =>
@@ -171,7 +190,7 @@ export const make = (reader: ExternalEffect.ExternalEffect<"readContract", ReadC
       readSeen = true
       const input = ReadContract.inputOf(parameters, current.event!)
       if (Result.isFailure(input)) return Effect.fail(input.failure)
-      return cache.call(reader, input.success, current.checkpointId).pipe(
+      return cache.call(reader, input.success, current.checkpointId, knownKeyOf(reader as ExternalEffect.Any, input.success)).pipe(
         Effect.mapError((e) => ReadContract.failed(parameters, input.success, e)),
         Effect.flatMap((output) => Effect.fromResult(ReadContract.decode(parameters, input.success, output)))
       )
@@ -179,11 +198,16 @@ export const make = (reader: ExternalEffect.ExternalEffect<"readContract", ReadC
   const preloadEffect = <I, O, E>(effect: ExternalEffect.ExternalEffect<string, I, O, E>, input: I) =>
     Effect.suspend(() => {
       const key = ExternalEffect.keyOf(effect, input)
+      let copy: unknown = EffectInput.notPlain
       if (typeof key === "string") {
+        const item = current.event!
+        copy = EffectInput.copyOfPlain(input)
+        if (copy !== EffectInput.notPlain) knownKeys.set(item, { effect: effect as ExternalEffect.Any, input: copy, key, next: knownKeys.get(item) })
         const cached = store.getEffectOutput(effect.name, key)
         if (cached?._tag === "Set") return Effect.succeed(cached.entity as O)
       }
-      recorded.effects.push({ effect: effect as ExternalEffect.Any, input, checkpointId: current.checkpointId, ...(typeof key === "string" ? { key } : {}) })
+      // The input as it is now: the handler may change its input object in place before the load runs it.
+      recorded.effects.push({ effect: effect as ExternalEffect.Any, input: copy === EffectInput.notPlain ? effect.copyInput(input) : copy, checkpointId: current.checkpointId, ...(typeof key === "string" ? { key } : {}) })
       recordings++
       stopped = true
       return Effect.die(new PreloadStop())
@@ -246,6 +270,9 @@ export const make = (reader: ExternalEffect.ExternalEffect<"readContract", ReadC
       current.event = item
       current.checkpointId = checkpointId
       stopped = false
+    },
+    beginBatch: () => {
+      if (knownKeys.size > 0) knownKeys = new Map()
     },
     preloadStopped: () => stopped,
     recordings: () => recordings,
