@@ -103,6 +103,17 @@ export class RpcError extends Schema.TaggedError<RpcError>()("RpcError", {
   message: Schema.String
 }) {}
 
+/**
+ * The database holds tables written by another build of the indexer (other code or chain configuration): resuming
+ * them would mix two builds' results. `changes` says what differs.
+ */
+export class BuildChangedError extends Schema.TaggedError<BuildChangedError>()("BuildChangedError", {
+  stored: Schema.String,
+  current: Schema.String,
+  changes: Schema.Array(Schema.String),
+  message: Schema.String
+}) {}
+
 /** The indexer definition is malformed; `path` names the offending field. */
 export class IndexerDefinitionError extends Schema.TaggedError<IndexerDefinitionError>()("IndexerDefinitionError", {
   path: Schema.String,

@@ -4,6 +4,7 @@
  */
 import { Effect, Result } from "effect"
 import type { Abi, AbiEvent, AbiParameterToPrimitiveType, ExtractAbiEvent, ExtractAbiEventNames } from "abitype"
+import type { Build } from "./Build.js"
 import type * as Entity from "./Entity.js"
 import { IndexerDefinitionError } from "./Errors.js"
 import type { BlockEvent, Event } from "./Event.js"
@@ -149,6 +150,8 @@ export interface Indexer {
   /** blockHandlers[name] */
   readonly blockHandlers: ReadonlyMap<string, BlockHandler<ReadonlyArray<Entity.Any>>>
   readonly rawEvents: boolean
+  /** The build this indexer is (set by the CLI's loader): tables written by another build are not resumed. */
+  readonly build?: Build
 }
 
 export const make = <

@@ -22,7 +22,7 @@ export type Services =
 export const layer = (
   indexer: Indexer,
   options: Processor.Options = {}
-): Layer.Layer<Services, Errors.StorageError | Errors.SourceError, Storage.Storage> =>
+): Layer.Layer<Services, Errors.StorageError | Errors.SourceError | Errors.BuildChangedError, Storage.Storage> =>
   Processor.layer(options).pipe(
     Layer.provideMerge(CapacityGate.layer),
     Layer.provideMerge(EffectCache.layer),
@@ -35,7 +35,7 @@ export const layer = (
 export const run = (
   indexer: Indexer,
   options: Processor.Options = {}
-): Effect.Effect<Processor.RunResult, Errors.Fatal, Storage.Storage> =>
+): Effect.Effect<Processor.RunResult, Errors.Fatal | Errors.BuildChangedError, Storage.Storage> =>
   Effect.gen(function*() {
     const processor = yield* Processor.Processor
     return yield* processor.run

@@ -6,7 +6,7 @@ import { Context, Effect, Layer, Schedule } from "effect"
 import { ChainstoreConfig } from "./Config.js"
 import type * as Batch from "./Batch.js"
 import type { Operator } from "./Entity.js"
-import type { StorageError } from "./Errors.js"
+import type { BuildChangedError, StorageError } from "./Errors.js"
 import type { Indexer } from "./Indexer.js"
 import * as InMemory from "./internal/MemoryStorage.js"
 import type { ChainMeta, EffectRow, ResumeState, RollbackDiff, Status, WritePlan } from "./internal/StorageData.js"
@@ -16,8 +16,11 @@ import type { Block } from "./Source.js"
 export type { ChainMeta, ChainState, EffectRow, ResumeState, Rollback, RollbackDiff, Status, WritePlan } from "./internal/StorageData.js"
 
 export class Storage extends Context.Service<Storage, {
-  /** Creates or checks the tables for an indexer and returns what was committed before. */
-  readonly initialize: (indexer: Indexer) => Effect.Effect<ResumeState, StorageError>
+  /**
+   * Creates or checks the tables for an indexer and returns what was committed before. Tables written by another
+   * build than `indexer.build` (when set) fail with BuildChangedError; tables without a build take this one.
+   */
+  readonly initialize: (indexer: Indexer) => Effect.Effect<ResumeState, StorageError | BuildChangedError>
   readonly loadByIds: (entity: string, ids: ReadonlyArray<string>) => Effect.Effect<ReadonlyArray<unknown>, StorageError>
   readonly loadByField: (
     entity: string,
@@ -58,13 +61,13 @@ export const layerRetrying: Layer.Layer<Storage, never, Storage> = Layer.effect(
   Effect.gen(function*() {
     const storage = yield* Storage
     const { storageAttempts, storageRetryBase } = yield* ChainstoreConfig
-    const retrying = <A>(what: string, effect: Effect.Effect<A, StorageError>): Effect.Effect<A, StorageError> =>
+    const retrying = <A, E extends StorageError | BuildChangedError>(what: string, effect: Effect.Effect<A, E>): Effect.Effect<A, E> =>
       effect.pipe(
-        Effect.tapError((e) => (e.isRetryable ? Effect.logWarning(`Storage ${what} failed (${e.message}); trying again`) : Effect.void)),
+        Effect.tapError((e) => (e._tag === "StorageError" && e.isRetryable ? Effect.logWarning(`Storage ${what} failed (${e.message}); trying again`) : Effect.void)),
         Effect.retry({
           schedule: Schedule.exponential(storageRetryBase).pipe(Schedule.jittered),
           times: Math.max(0, storageAttempts - 1),
-          while: (e: StorageError) => e.isRetryable
+          while: (e: E) => e._tag === "StorageError" && e.isRetryable
         })
       )
     return Storage.of({

@@ -9,7 +9,7 @@ import { Context, Effect, Layer } from "effect"
 import type * as Batch from "./Batch.js"
 import type * as Change from "./Change.js"
 import type { Operator } from "./Entity.js"
-import type { StorageError } from "./Errors.js"
+import type { BuildChangedError, StorageError } from "./Errors.js"
 import type * as ExternalEffect from "./ExternalEffect.js"
 import type { Indexer } from "./Indexer.js"
 import * as InMemoryTable from "./internal/InMemoryTable.js"
@@ -127,4 +127,4 @@ export const make = Effect.fn("Store.make")(function*(indexer: Indexer) {
 })
 
 /** The store for an indexer, initialised from what storage has committed. */
-export const layer = (indexer: Indexer): Layer.Layer<Store, StorageError, Storage> => Layer.effect(Store, make(indexer))
+export const layer = (indexer: Indexer): Layer.Layer<Store, StorageError | BuildChangedError, Storage> => Layer.effect(Store, make(indexer))

@@ -1,4 +1,5 @@
 export * as Batch from "./Batch.js"
+export * as Build from "./Build.js"
 export * as CapacityGate from "./CapacityGate.js"
 export * as Change from "./Change.js"
 export * as Checkpoint from "./Checkpoint.js"

@@ -76,7 +76,7 @@ export const run = (
   indexer: Indexer.Indexer,
   items: ReadonlyArray<TestEvent | TestBlock>,
   options: { readonly config?: Partial<Config.Options> } = {}
-): Effect.Effect<TestDb, Errors.Fatal | Errors.EventParamsError | Errors.IndexerDefinitionError, Storage.Storage | Storage.MemoryStorage> =>
+): Effect.Effect<TestDb, Errors.Fatal | Errors.BuildChangedError | Errors.EventParamsError | Errors.IndexerDefinitionError, Storage.Storage | Storage.MemoryStorage> =>
   Effect.gen(function*() {
     yield* Indexer.validate(indexer, "indexer")
     const decode = decoding(indexer)

@@ -6,7 +6,7 @@
 import { createHash } from "node:crypto"
 import { Data, Effect, Exit, Fiber, Layer, Ref, Result, Scope } from "effect"
 import { SqlClient, SqlError } from "effect/sql"
-import { Batch, Change, Errors, Event, type Indexer, Storage } from "@chainstore/core"
+import { Batch, Build, Change, Errors, Event, type Indexer, Storage } from "@chainstore/core"
 import * as Columns from "./Columns.js"
 import * as Statements from "./internal/Statements.js"
 import * as Tables from "./Tables.js"
@@ -127,6 +127,7 @@ export const make = (options: Options = {}) =>
           const run = (text: string, params?: ReadonlyArray<unknown>) => query("initialize", text, params)
           yield* run(Statements.createSchema(schema))
           yield* run(Statements.createState(schema))
+          yield* run(Statements.addBuildColumn(schema))
           const stored = yield* query<StateRow>("initialize", Statements.selectState(schema))
           const state = stored[0]
           if (state === undefined) {
@@ -136,6 +137,9 @@ export const make = (options: Options = {}) =>
               "initialize",
               `schema "${schema}" was written by chainstore storage version ${state.schema_version}, this build uses version ${Tables.schemaVersion}. ${resetHint}`
             )
+          } else if (indexer.build !== undefined && state.build !== null && state.build.id !== indexer.build.id) {
+            // Before the entities' check: a build's change explains a change of its entities too.
+            return yield* Build.changedError(state.build, indexer.build)
           } else if (state.entities_hash !== fingerprint) {
             const differences = Tables.diff(state.entities as Tables.Definitions, defs)
             return yield* storageError(
@@ -143,6 +147,7 @@ export const make = (options: Options = {}) =>
               `schema "${schema}" holds tables of different entity definitions: ${differences.join("; ")}. ${resetHint}`
             )
           }
+          if (indexer.build !== undefined && state?.build?.id !== indexer.build.id) yield* run(Statements.updateBuild(schema), [JSON.stringify(indexer.build)])
           yield* run(Statements.createChains(schema))
           yield* run(Statements.createCheckpoints(schema))
           yield* run(Statements.createCheckpointsIndex(schema))
@@ -611,6 +616,7 @@ interface StateRow {
   readonly schema_version: number
   readonly entities_hash: string
   readonly entities: unknown
+  readonly build: Build.Build | null
   readonly committed: string
 }
 

@@ -3,7 +3,7 @@
  */
 import { Console, Effect, Option } from "effect"
 import { Argument, Flag } from "effect/cli"
-import { Storage } from "@chainstore/core"
+import { Errors, Storage } from "@chainstore/core"
 import * as Database from "../Database.js"
 import * as LoadIndexer from "../LoadIndexer.js"
 
@@ -29,17 +29,29 @@ type Target = Database.Options & { readonly indexer: Option.Option<string> }
 export const status = Effect.fn("chainstore.db.status")(function*(options: Target & { readonly json: boolean }) {
   yield* Database.check(options)
   const indexer = yield* LoadIndexer.load(Option.getOrUndefined(options.indexer))
+  const current = indexer.build?.id ?? "none"
   const status = yield* Effect.gen(function*() {
     const storage = yield* Storage.Storage
     yield* storage.initialize(indexer)
     return yield* storage.status
-  }).pipe(Effect.provide(Database.layer(options)))
+  }).pipe(Effect.provide(Database.layer(options)), Effect.catchTag("BuildChangedError", Effect.succeed))
+  if (status instanceof Errors.BuildChangedError) {
+    const build = { stored: status.stored, current, changes: status.changes, restart: "reset" }
+    if (options.json) return yield* Console.log(JSON.stringify({ build }, undefined, 2))
+    return yield* Console.log([
+      `Database: ${Database.describe(options)}`,
+      `Build: the tables are build ${status.stored}, this indexer is build ${current}: ${status.changes.join("; ")}`,
+      "A restart: `chainstore run` stops on this difference; `chainstore run --reset` or `chainstore dev` drops the tables and indexes from the start"
+    ].join("\n"))
+  }
   if (options.json) {
-    yield* Console.log(JSON.stringify(status, (_, v) => (typeof v === "bigint" ? v.toString() : v), 2))
+    const build = { stored: current, current, changes: [], restart: "resume" }
+    yield* Console.log(JSON.stringify({ ...status, build }, (_, v) => (typeof v === "bigint" ? v.toString() : v), 2))
     return
   }
   const lines = [
     `Database: ${Database.describe(options)}`,
+    `Build: ${current} (the tables are this build's: a restart resumes)`,
     `Committed checkpoint: ${status.committedCheckpointId}`,
     ...status.chains.map((c) =>
       `Chain ${c.chainId}: committed block ${c.progressBlock}${c.endBlock === undefined ? "" : ` of ${c.endBlock}`}, head ${c.sourceBlock} (${

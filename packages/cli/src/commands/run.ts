@@ -7,6 +7,7 @@ import { Clock, Effect, Layer, Option } from "effect"
 import { Argument, Flag } from "effect/cli"
 import { CapacityGate, Config, type Indexer, Processor, Runtime, SimChain, Store } from "@chainstore/core"
 import * as ApiServer from "../ApiServer.js"
+import * as BuildReset from "../BuildReset.js"
 import * as Database from "../Database.js"
 import * as LoadIndexer from "../LoadIndexer.js"
 import * as MetricsServer from "../MetricsServer.js"
@@ -25,6 +26,10 @@ export const flags = {
   ),
   endBlock: Flag.Int("end-block").pipe(Flag.withDescription("Stop every chain at this block"), Flag.optional),
   exitAtHead: Flag.Boolean("exit-at-head").pipe(Flag.withDescription("Stop each chain when it reaches its head"), Flag.withDefault(false)),
+  reset: Flag.Boolean("reset").pipe(
+    Flag.withDescription("When the database holds tables of another build of the indexer (other code or chains), drop them and index from the start"),
+    Flag.withDefault(false)
+  ),
   objectsTarget: Flag.Int("objects-target").pipe(
     Flag.withDescription("Objects kept in memory before evicting or waiting (default 100000, or CHAINSTORE_IN_MEMORY_OBJECTS_TARGET)"),
     Flag.optional
@@ -56,6 +61,7 @@ export const run = Effect.fn("chainstore.run")(function*(options: {
   readonly sim: Option.Option<string>
   readonly endBlock: Option.Option<number>
   readonly exitAtHead: boolean
+  readonly reset: boolean
   readonly objectsTarget: Option.Option<number>
   readonly metricsPort: number
   readonly metricsHost: string
@@ -71,7 +77,7 @@ export const run = Effect.fn("chainstore.run")(function*(options: {
   const started = yield* Clock.currentTimeMillis
   yield* Effect.logInfo(`Indexing into ${Database.describe(options)}`)
 
-  const result = yield* Effect.gen(function*() {
+  const index = Effect.gen(function*() {
     const processor = yield* Processor.Processor
     const store = yield* Store.Store
     const { objectsTarget } = yield* Config.ChainstoreConfig
@@ -89,6 +95,8 @@ export const run = Effect.fn("chainstore.run")(function*(options: {
     Effect.provide(Database.layer(options)),
     Effect.provide(Layer.fresh(config))
   )
+  const result = yield* index.pipe(Effect.catchTag("BuildChangedError", (changed) =>
+    options.reset ? Effect.andThen(BuildReset.reset(options, changed), index) : Effect.fail(changed)))
   const seconds = ((yield* Clock.currentTimeMillis) - started) / 1000
   const events = result.chains.reduce((n, c) => n + c.eventsProcessed, 0)
   for (const c of result.chains) {

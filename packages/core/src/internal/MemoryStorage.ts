@@ -5,6 +5,7 @@
  */
 import { Deferred, Effect } from "effect"
 import type * as Batch from "../Batch.js"
+import { type Build, changedError } from "../Build.js"
 import * as Change from "../Change.js"
 import * as Checkpoint from "../Checkpoint.js"
 import type { Operator } from "../Entity.js"
@@ -28,6 +29,7 @@ interface State {
   checkpoints: Array<Checkpoint.Checkpoint>
   chains: Map<number, ChainState>
   addresses: Array<Batch.Registration>
+  build: Build | undefined
 }
 
 /** The storage's mutable cell, owned by one layer: the state plus what the test controls track. */
@@ -64,10 +66,13 @@ const storage = (m: Memory) => {
   const count = (name: string) => m.calls.set(name, (m.calls.get(name) ?? 0) + 1)
   return {
     initialize: (indexer: Indexer) =>
-      Effect.sync(() => {
+      Effect.suspend(() => {
         count("initialize")
+        const stored = m.state.build
+        if (indexer.build !== undefined && stored !== undefined && stored.id !== indexer.build.id) return Effect.fail(changedError(stored, indexer.build))
+        m.state.build = indexer.build ?? stored
         m.reorgSensitive = new Set(indexer.effects.filter((e) => e.reorgSensitive).map((e) => e.name))
-        return initialize(m.state, indexer)
+        return Effect.succeed(initialize(m.state, indexer))
       }),
     loadByIds: (entity: string, ids: ReadonlyArray<string>) =>
       Effect.sync(() => {
@@ -184,7 +189,8 @@ const empty = (): State => ({
   effects: new Map(),
   checkpoints: [],
   chains: new Map(),
-  addresses: []
+  addresses: [],
+  build: undefined
 })
 
 /** A copy a write can change freely: the maps and arrays are new, the rows in them shared (never mutated). */
@@ -195,7 +201,8 @@ const copy = (state: State): State => ({
   effects: new Map([...state.effects].map(([k, v]) => [k, new Map(v)])),
   checkpoints: [...state.checkpoints],
   chains: new Map(state.chains),
-  addresses: [...state.addresses]
+  addresses: [...state.addresses],
+  build: state.build
 })
 
 const tableOf = (state: State, entity: string): Map<string, unknown> => {

@@ -26,7 +26,15 @@ export const createState = (schema: string): string =>
   "schema_version" integer NOT NULL,
   "entities_hash" text NOT NULL,
   "entities" jsonb NOT NULL,
-  "committed_checkpoint_id" bigint NOT NULL)`
+  "committed_checkpoint_id" bigint NOT NULL,
+  "build" jsonb)`
+
+/** The build column, for state tables made before builds were recorded. */
+export const addBuildColumn = (schema: string): string =>
+  `ALTER TABLE ${qualified(schema, Tables.state)} ADD COLUMN IF NOT EXISTS "build" jsonb`
+
+export const updateBuild = (schema: string): string =>
+  `UPDATE ${qualified(schema, Tables.state)} SET "build" = $1::jsonb WHERE "id" = 1`
 
 export const createChains = (schema: string): string =>
   `CREATE TABLE IF NOT EXISTS ${qualified(schema, Tables.chains)} (
@@ -138,7 +146,7 @@ export const tableExists = `SELECT to_regclass($1) IS NOT NULL AS "exists"`
 export const qualifiedName = qualified
 
 export const selectState = (schema: string): string =>
-  `SELECT "schema_version", "entities_hash", "entities", "committed_checkpoint_id"::text AS "committed" FROM ${qualified(schema, Tables.state)} WHERE "id" = 1`
+  `SELECT "schema_version", "entities_hash", "entities", "build", "committed_checkpoint_id"::text AS "committed" FROM ${qualified(schema, Tables.state)} WHERE "id" = 1`
 
 export const insertState = (schema: string): string =>
   `INSERT INTO ${qualified(schema, Tables.state)} ("id", "schema_version", "entities_hash", "entities", "committed_checkpoint_id") VALUES (1, $1::int4, $2::text, $3::jsonb, 0)`
