@@ -4,29 +4,15 @@ import * as fs from "node:fs"
 import * as path from "node:path"
 import { Effect } from "effect"
 import { afterAll, describe, expect, it } from "vitest"
-import { cli, dropSchema, query, root, targetArgs, tempDir, type Target } from "./support/cli.js"
+import { cli, dropSchema, query, targetArgs, tempDir, type Target } from "./support/cli.js"
+import { copyFixture, edit } from "./support/edit.js"
 
-const fixture = path.join(root, "test/fixtures/dev")
 const copies: Array<string> = []
 const schemas: Array<string> = []
 afterAll(async () => {
   for (const dir of copies) fs.rmSync(dir, { recursive: true, force: true })
   for (const schema of schemas) await dropSchema(schema)
 })
-
-/** A copy of the fixture inside the repository (so its package imports resolve), to edit. */
-export const copyFixture = (prefix: string): string => {
-  const dir = fs.mkdtempSync(path.join(root, `test/.tmp-${prefix}-`))
-  copies.push(dir)
-  for (const file of fs.readdirSync(fixture)) fs.copyFileSync(path.join(fixture, file), path.join(dir, file))
-  return dir
-}
-
-const edit = (file: string, from: string, to: string) => {
-  const text = fs.readFileSync(file, "utf8")
-  expect(text).toContain(from)
-  fs.writeFileSync(file, text.replace(from, to))
-}
 
 const labels = (target: Target) =>
   query(target, (sql, schema) => Effect.map(sql.unsafe<{ label: string }>(`select distinct left(label, 3) as label from "${schema}".holder order by 1`), (rows) => rows.map((r) => r.label)))
@@ -38,6 +24,7 @@ describe.each(["pglite", "postgres"] as const)("builds on %s", (kind) => {
     const target: Target = kind === "pglite" ? { _tag: "pglite", dataDir: `${tempDir("cs-build-")}/.chainstore` } : { _tag: "postgres", schema: `cs_build_${Math.random().toString(36).slice(2, 10)}` }
     if (target._tag === "postgres") schemas.push(target.schema)
     const dir = copyFixture("build")
+    copies.push(dir)
     const run = (...extra: Array<string>) => cli(["run", dir, "--metrics-port", "0", ...targetArgs(target), ...extra], { cwd })
 
     const first = await run()

@@ -90,7 +90,8 @@ export const loadFile = Effect.fn("LoadIndexer.loadFile")(function*(file: string
       try: async () => {
         // Stack traces through handlers point into the user's own files, through the compiled module's source map.
         process.setSourceMapsEnabled(true)
-        const module = await import(pathToFileURL(compiled.outfile).href) as { readonly default?: unknown }
+        // Node caches modules by URL: a new build (dev's reload) is a new URL, the same build the same module.
+        const module = await import(`${pathToFileURL(compiled.outfile).href}?build=${compiled.codeHash.slice(0, 16)}`) as { readonly default?: unknown }
         return { ...compiled, module }
       },
       catch: (cause) => new Errors.IndexerDefinitionError({ path: file, message: `cannot load the module: ${messageOf(cause)}` })

@@ -1,5 +1,5 @@
 /**
- * The `chainstore` command: `run`, `serve`, `db status`, `db reset`. Runs without NodeRuntime's signal handling, so a
+ * The `chainstore` command: `run`, `dev`, `serve`, `db status`, `db reset`. Runs without NodeRuntime's signal handling, so a
  * SIGINT flushes instead of interrupting, and ends the process with the command's exit code.
  */
 import * as v8 from "node:v8"
@@ -8,12 +8,16 @@ import { Command } from "effect/cli"
 // The subpath: the package index also loads an HTTP stack `run` does not use, half a second more per start.
 import * as NodeServices from "@effect/platform-node/NodeServices"
 import * as Db from "./commands/db.js"
+import * as Dev from "./commands/dev.js"
 import * as Run from "./commands/run.js"
 import * as Serve from "./commands/serve.js"
 import * as Output from "./Output.js"
 
 const run = Command.make("run", Run.flags, ({ logFormat: _, ...options }) => Run.run(options)).pipe(
   Command.withDescription("Index an indexer's chains into its database")
+)
+const dev = Command.make("dev", Dev.flags, ({ logFormat: _, ...options }) => Dev.dev({ ...options, exitAtHead: false, inlineWrites: false })).pipe(
+  Command.withDescription("Index like `run`, and reload on every save of the indexer or a file it imports")
 )
 const serve = Command.make("serve", Serve.flags, ({ logFormat: _, ...options }) => Serve.serve(options)).pipe(
   Command.withDescription("Serve the query API (GraphQL) read-only over a database another process writes")
@@ -23,7 +27,7 @@ const reset = Command.make("reset", Db.resetFlags, Db.reset).pipe(Command.withDe
 const db = Command.make("db").pipe(Command.withDescription("Inspect or reset an indexer's database"), Command.withSubcommands([status, reset]))
 const chainstore = Command.make("chainstore").pipe(
   Command.withDescription("chainstore: index blockchain events into Postgres through your handlers"),
-  Command.withSubcommands([run, serve, db])
+  Command.withSubcommands([run, dev, serve, db])
 )
 
 // V8 lets the heap grow to up to 4× what survived the last collection when allocation is fast, as it is while

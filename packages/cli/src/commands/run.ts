@@ -3,15 +3,12 @@
  * follow the head). SIGINT/SIGTERM stop taking batches, flush, and exit 0 saying where the run stopped.
  * The HTTP port serves metrics and the query API (`/graphql`) over the committed data while it runs.
  */
-import { Clock, Effect, Layer, Option } from "effect"
+import { Effect, Option } from "effect"
 import { Argument, Flag } from "effect/cli"
-import { CapacityGate, Config, type Indexer, Processor, Runtime, SimChain, Store } from "@chainstore/core"
-import * as ApiServer from "../ApiServer.js"
-import * as BuildReset from "../BuildReset.js"
+import { type Indexer, SimChain } from "@chainstore/core"
 import * as Database from "../Database.js"
+import * as Indexing from "../Indexing.js"
 import * as LoadIndexer from "../LoadIndexer.js"
-import * as MetricsServer from "../MetricsServer.js"
-import * as Progress from "../Progress.js"
 import * as Output from "../Output.js"
 
 export const flags = {
@@ -42,7 +39,7 @@ export const flags = {
 } as const
 
 /** The indexer with --sim and --end-block applied. */
-const adapt = (indexer: Indexer.Indexer, sim: Option.Option<SimChain.Params>, endBlock: Option.Option<number>): Indexer.Indexer => ({
+export const adapt = (indexer: Indexer.Indexer, sim: Option.Option<SimChain.Params>, endBlock: Option.Option<number>): Indexer.Indexer => ({
   ...indexer,
   chains: indexer.chains.map((chain) => {
     const { endBlock: configured, ...rest } = chain
@@ -53,54 +50,18 @@ const adapt = (indexer: Indexer.Indexer, sim: Option.Option<SimChain.Params>, en
   })
 })
 
-export const run = Effect.fn("chainstore.run")(function*(options: {
+export const run = Effect.fn("chainstore.run")(function*(options: Indexing.Options & {
   readonly indexer: Option.Option<string>
-  readonly db: Database.Options["db"]
-  readonly dataDir: string
-  readonly schema: string
   readonly sim: Option.Option<string>
   readonly endBlock: Option.Option<number>
-  readonly exitAtHead: boolean
   readonly reset: boolean
-  readonly objectsTarget: Option.Option<number>
-  readonly metricsPort: number
-  readonly metricsHost: string
-  readonly inlineWrites: boolean
 }) {
   yield* Database.check(options)
-  const sim = Option.isSome(options.sim) ? Option.some(yield* SimChain.parse(options.sim.value)) : Option.none()
+  const sim = yield* parseSim(options.sim)
   const indexer = adapt(yield* LoadIndexer.load(Option.getOrUndefined(options.indexer)), sim, options.endBlock)
-  const config = Config.layerFromEnv({
-    ...(Option.isSome(options.objectsTarget) ? { objectsTarget: options.objectsTarget.value } : {}),
-    ...(options.inlineWrites ? { inlineWrites: true } : {})
-  })
-  const started = yield* Clock.currentTimeMillis
-  yield* Effect.logInfo(`Indexing into ${Database.describe(options)}`)
-
-  const index = Effect.gen(function*() {
-    const processor = yield* Processor.Processor
-    const store = yield* Store.Store
-    const { objectsTarget } = yield* Config.ChainstoreConfig
-    const api = options.metricsPort === 0 ? undefined : yield* ApiServer.build(indexer, { schema: options.schema, progress: processor.chains })
-    yield* MetricsServer.serve({ port: options.metricsPort, host: options.metricsHost, isReady: processor.isReady, api })
-    yield* Effect.forkScoped(Progress.report(processor, store, { tty: process.stderr.isTTY === true, objectsTarget }))
-    yield* Output.onStopSignal(processor.stop)
-    const result = yield* processor.run
-    const gate = yield* (yield* CapacityGate.CapacityGate).stats
-    yield* Effect.logInfo(`Memory: peak ${gate.peakObjects} objects (target ${objectsTarget}); evicted ${gate.evictedCommitted} committed, ${gate.evictedLoaded} db-loaded; ${gate.waits} waits for a commit`)
-    return result
-  }).pipe(
-    Effect.scoped,
-    Effect.provide(Runtime.layer(indexer, { exitAtHead: options.exitAtHead })),
-    Effect.provide(Database.layer(options)),
-    Effect.provide(Layer.fresh(config))
-  )
-  const result = yield* index.pipe(Effect.catchTag("BuildChangedError", (changed) =>
-    options.reset ? Effect.andThen(BuildReset.reset(options, changed), index) : Effect.fail(changed)))
-  const seconds = ((yield* Clock.currentTimeMillis) - started) / 1000
-  const events = result.chains.reduce((n, c) => n + c.eventsProcessed, 0)
-  for (const c of result.chains) {
-    yield* Effect.logInfo(`${result.reason === "stopped" ? "Stopped" : "Done"}: chain ${c.chainId} at block ${c.processedBlock} (${c.eventsProcessed} events)`)
-  }
-  yield* Effect.logInfo(`${result.reason === "stopped" ? "Stopped" : "Finished"} after ${seconds.toFixed(1)}s, ${Math.round(events / Math.max(seconds, 0.001))} events/s overall; committed checkpoint ${result.committedCheckpointId}`)
+  yield* Indexing.index(indexer, options, { resetOnNewBuild: options.reset, onStart: Output.onStopSignal })
 })
+
+/** `--sim`'s parameters, parsed. */
+export const parseSim = (sim: Option.Option<string>) =>
+  Option.isSome(sim) ? Effect.map(SimChain.parse(sim.value), Option.some) : Effect.succeed(Option.none<SimChain.Params>())
