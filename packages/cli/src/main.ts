@@ -1,5 +1,5 @@
 /**
- * The `chainstore` command: `run`, `dev`, `serve`, `db status`, `db reset`. Runs without NodeRuntime's signal handling, so a
+ * The `chainstore` command: `run`, `dev`, `serve`, `db status`, `db reset`, `db promote`. Runs without NodeRuntime's signal handling, so a
  * SIGINT flushes instead of interrupting, and ends the process with the command's exit code.
  */
 import * as v8 from "node:v8"
@@ -24,7 +24,10 @@ const serve = Command.make("serve", Serve.flags, ({ logFormat: _, ...options }) 
 )
 const status = Command.make("status", Db.statusFlags, Db.status).pipe(Command.withDescription("Show what an indexer's database holds"))
 const reset = Command.make("reset", Db.resetFlags, Db.reset).pipe(Command.withDescription("Drop an indexer's tables"))
-const db = Command.make("db").pipe(Command.withDescription("Inspect or reset an indexer's database"), Command.withSubcommands([status, reset]))
+const promote = Command.make("promote", Db.promoteFlags, Db.promote).pipe(
+  Command.withDescription("Point the readers' views at a schema a run wrote, in one transaction (zero-downtime redeploys)")
+)
+const db = Command.make("db").pipe(Command.withDescription("Inspect, reset or promote an indexer's database"), Command.withSubcommands([status, reset, promote]))
 const chainstore = Command.make("chainstore").pipe(
   Command.withDescription("chainstore: index blockchain events into Postgres through your handlers"),
   Command.withSubcommands([run, dev, serve, db])

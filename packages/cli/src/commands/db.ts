@@ -1,9 +1,11 @@
 /**
- * `chainstore db status` and `chainstore db reset`: what an indexer's database holds, and starting it over.
+ * `chainstore db status`, `db reset` and `db promote`: what an indexer's database holds, starting it over, and
+ * switching readers to a schema a new build wrote.
  */
 import { Console, Effect, Option } from "effect"
 import { Argument, Flag } from "effect/cli"
 import { Errors, Storage } from "@chainstore/core"
+import { Promote } from "@chainstore/persistence"
 import * as Database from "../Database.js"
 import * as LoadIndexer from "../LoadIndexer.js"
 
@@ -22,6 +24,14 @@ export const resetFlags = {
   indexer: indexerArgument,
   ...Database.flags,
   yes: Flag.Boolean("yes").pipe(Flag.withDescription("Confirm dropping the indexer's tables"), Flag.withDefault(false))
+} as const
+
+export const promoteFlags = {
+  schema: Argument.String("schema").pipe(Argument.withDescription("The schema a run wrote (`run --schema <schema>`), to serve")),
+  db: Database.flags.db,
+  dataDir: Database.flags.dataDir,
+  readers: Flag.String("readers").pipe(Flag.withDescription("The schema of views readers query (default public)"), Flag.withDefault("public")),
+  force: Flag.Boolean("force").pipe(Flag.withDescription("Promote even when a chain has not reached its head or end block"), Flag.withDefault(false))
 } as const
 
 type Target = Database.Options & { readonly indexer: Option.Option<string> }
@@ -72,4 +82,19 @@ export const reset = Effect.fn("chainstore.db.reset")(function*(options: Target 
     yield* storage.reset
   }).pipe(Effect.provide(Database.layer(options)))
   yield* Console.log(`Dropped chainstore's tables of ${indexer.entities.map((e) => e.name).join(", ")} in ${Database.describe(options)}`)
+})
+
+export const promote = Effect.fn("chainstore.db.promote")(function*(options: {
+  readonly schema: string
+  readonly db: Database.Options["db"]
+  readonly dataDir: string
+  readonly readers: string
+  readonly force: boolean
+}) {
+  const target = { db: options.db, dataDir: options.dataDir, schema: options.schema }
+  yield* Database.check(target)
+  const promoted = yield* Promote.promote({ from: options.schema, readers: options.readers, force: options.force }).pipe(
+    Effect.provide(Database.client(target))
+  )
+  yield* Console.log(`Schema ${options.readers} now serves ${options.schema} (${promoted.views} views${promoted.previous === undefined ? "" : `; it served ${promoted.previous}`})`)
 })
