@@ -7,6 +7,7 @@ import { Effect, Exit, Layer, Logger } from "effect"
 import { Command } from "effect/cli"
 // The subpath: the package index also loads an HTTP stack `run` does not use, half a second more per start.
 import * as NodeServices from "@effect/platform-node/NodeServices"
+import * as Cache from "./commands/cache.js"
 import * as Db from "./commands/db.js"
 import * as Dev from "./commands/dev.js"
 import * as Run from "./commands/run.js"
@@ -28,9 +29,15 @@ const promote = Command.make("promote", Db.promoteFlags, Db.promote).pipe(
   Command.withDescription("Point the readers' views at a schema a run wrote, in one transaction (zero-downtime redeploys)")
 )
 const db = Command.make("db").pipe(Command.withDescription("Inspect, reset or promote an indexer's database"), Command.withSubcommands([status, reset, promote]))
+const cacheStatus = Command.make("status", Cache.statusFlags, Cache.status).pipe(Command.withDescription("Show what the chain cache holds per chain"))
+const cacheClear = Command.make("clear", Cache.clearFlags, Cache.clear).pipe(Command.withDescription("Drop what the chain cache holds"))
+const cache = Command.make("cache").pipe(
+  Command.withDescription("Inspect or clear the cache of fetched chain data runs reuse"),
+  Command.withSubcommands([cacheStatus, cacheClear])
+)
 const chainstore = Command.make("chainstore").pipe(
   Command.withDescription("chainstore: index blockchain events into Postgres through your handlers"),
-  Command.withSubcommands([run, dev, serve, db])
+  Command.withSubcommands([run, dev, serve, db, cache])
 )
 
 // V8 lets the heap grow to up to 4× what survived the last collection when allocation is fast, as it is while

@@ -89,6 +89,13 @@ export class SourceError extends Schema.TaggedError<SourceError>()("SourceError"
   cause: Schema.optional(Schema.Defect())
 }) {}
 
+/** The chain cache could not read or store; never fatal: the source then reads from the node. */
+export class ChainCacheError extends Schema.TaggedError<ChainCacheError>()("ChainCacheError", {
+  operation: Schema.String,
+  message: Schema.String,
+  cause: Schema.optional(Schema.Defect())
+}) {}
+
 /**
  * A chain's JSON-RPC endpoint could not serve a request after RpcClient's policies ran out: `Unavailable` (transient
  * failures past the outage budget), `Permanent` (auth, unknown method, invalid params), `TooLarge` (one block's logs

@@ -45,6 +45,14 @@ export const rpcLogsRange = Metric.gauge("chainstore_rpc_logs_range_blocks", { d
 export const pgliteMemory = Metric.gauge("chainstore_pglite_memory_bytes", {
   description: "WebAssembly memory of the embedded PGlite worker (its Postgres heap and buffers; it only grows)"
 })
+export const chainCacheHits = Metric.counter("chainstore_chain_cache_hits", {
+  description: "Reads answered from the chain cache, per chain and kind (logs: one filter's range; blockLogs, headers, transactions, receipts, calls: one item)",
+  incremental: true
+})
+export const chainCacheMisses = Metric.counter("chainstore_chain_cache_misses", {
+  description: "Reads the chain cache could not answer (asked of the node), per chain and kind",
+  incremental: true
+})
 export const rpcBatchSize = Metric.gauge("chainstore_rpc_batch_size", { description: "Calls per JSON-RPC batch now (learned from refusals), per chain" })
 export const rpcUnavailable = Metric.gauge("chainstore_rpc_unavailable", { description: "1 while a chain's RPC requests keep failing, else 0" })
 export const rpcUnavailableSince = Metric.gauge("chainstore_rpc_unavailable_since_seconds", {

@@ -4,9 +4,10 @@
  * it then flushes. The loop races the writer fiber's fate, so a failed write ends the run at once with that
  * cause; a handler, source or reorg error ends it as the loop's own failure. One failure channel for all.
  */
-import { Clock, Context, Duration, Effect, Layer, Metric, Scope } from "effect"
+import { Clock, Context, Duration, Effect, Layer, Metric, Option, Scope } from "effect"
 import * as Batch from "./Batch.js"
 import { CapacityGate } from "./CapacityGate.js"
+import { ChainCache } from "./ChainCache.js"
 import { ChainstoreConfig } from "./Config.js"
 import { EffectCache } from "./EffectCache.js"
 import type * as Entity from "./Entity.js"
@@ -74,10 +75,18 @@ export const make = (options: Options = {}) =>
     const pollInterval = options.pollInterval ?? Duration.millis(500)
 
     const sources = new Map<number, ChainSource>()
+    // No ChainCache provided: sources fetch everything, as library users and tests expect.
+    const cache = Option.getOrUndefined(yield* Effect.serviceOption(ChainCache))
     const cursors = yield* Effect.forEach(indexer.chains, (chain) =>
       Effect.gen(function*() {
         const contracts = yield* Fetcher.contractsOf(indexer, chain)
-        const source = yield* chain.source.make({ chainId: chain.id, contracts, blockHandlers: Indexer.blockHandlerInfos(chain) }).pipe(Scope.provide(scope))
+        const source = yield* chain.source.make({
+          chainId: chain.id,
+          contracts,
+          blockHandlers: Indexer.blockHandlerInfos(chain),
+          reorgWindow: chain.reorgWindow ?? 200,
+          cache
+        }).pipe(Scope.provide(scope))
         sources.set(chain.id, source)
         const resumed = store.resumedChains.find((c) => c.chainId === chain.id)
         const window = chain.reorgWindow ?? 200

@@ -9,7 +9,9 @@
  * or an object lacking a selected field make it fetch the range again; inside the window a block whose logsBloom may
  * hold our logs while eth_getLogs gave none is asked again by hash (a lagging node answers [] for blocks it does not
  * have yet). Up to four ranges are fetched ahead, concurrently. Contract reads go through Multicall3 where the chain
- * has it, else as plain eth_calls; a reverted call is a result.
+ * has it, else as plain eth_calls; a reverted call is a result. With a chain cache (`ChainInfo.cache`), logs, bodies,
+ * headers known by hash and call results come from it where it has them, checked against the node
+ * (internal/CachedRpc.ts).
  */
 import { Duration, Effect, Fiber, Redacted, Result, Scope } from "effect"
 import { type Abi, type Hex, multicall3Abi } from "viem"
@@ -17,6 +19,7 @@ import { decodeFunctionResult, encodeFunctionData } from "viem/utils"
 import { type RpcError, SourceError } from "./Errors.js"
 import type { Event } from "./Event.js"
 import * as Fields from "./Fields.js"
+import * as CachedRpc from "./internal/CachedRpc.js"
 import * as EventDecoder from "./internal/EventDecoder.js"
 import * as Bloom from "./internal/RpcBloom.js"
 import * as RpcClient from "./RpcClient.js"
@@ -146,6 +149,8 @@ const make = (options: Options, chain: ChainInfo): Effect.Effect<ChainSource, So
     const scope = yield* Effect.scope
     const retryBase = Duration.toMillis(Duration.fromInputUnsafe(options.retryBase ?? "200 millis"))
     const fail = (message: string) => new SourceError({ chainId: chain.chainId, message: `RPC: ${message}` })
+    let lastHead = 0
+    const cached = yield* CachedRpc.make(client, { chainId: chain.chainId, cache: chain.cache, reorgWindow: chain.reorgWindow ?? 200, head: () => lastHead })
 
     // Decoders by contract and ABI position: built once per run, not per request; plans per contracts list.
     const built = new Map<string, EventDecoder.EventDecoder>()
@@ -251,7 +256,7 @@ const make = (options: Options, chain: ChainInfo): Effect.Effect<ChainSource, So
     let blockReceipts = true
 
     /** The raw transactions and receipts `decoded` selects fields of, checked to be of the blocks their logs name. */
-    const bodiesOf = (decoded: ReadonlyArray<Decoded>) =>
+    const bodiesOf = (decoded: ReadonlyArray<Decoded>, fetch: CachedRpc.Fetch) =>
       Effect.gen(function*() {
         const transactions = new Map<Hex, Raw>()
         const receipts = new Map<Hex, Raw>()
@@ -269,6 +274,13 @@ const make = (options: Options, chain: ChainInfo): Effect.Effect<ChainSource, So
           if (receipt) block.receipts.add(hash)
         }
         if (blocks.size === 0) return { _tag: "Bodies", transactions, receipts } as const
+        const stored = yield* fetch.bodies(blocks.values())
+        for (const [hash, tx] of stored.transactions) transactions.set(hash, tx)
+        for (const [hash, receipt] of stored.receipts) receipts.set(hash, receipt)
+        for (const block of blocks.values()) {
+          for (const hash of stored.transactions.keys()) block.transactions.delete(hash)
+          for (const hash of stored.receipts.keys()) block.receipts.delete(hash)
+        }
         const main: Array<Wanted> = []
         const byBlock: Array<Wanted> = []
         const perTransaction: Array<Wanted> = []
@@ -309,7 +321,8 @@ const make = (options: Options, chain: ChainInfo): Effect.Effect<ChainSource, So
     const fetchOnce = (request: FetchRequest): Effect.Effect<Fetched, RpcError | SourceError> =>
       Effect.gen(function*() {
         const plan = planOf(request.contracts)
-        const fetched = yield* Effect.forEach(plan.filters, (filter) => client.logs(filter, request.fromBlock, request.toBlock), { concurrency: filterConcurrency })
+        const fetch = cached.fetch()
+        const fetched = yield* Effect.forEach(plan.filters, (filter) => fetch.logs(filter, request.fromBlock, request.toBlock), { concurrency: filterConcurrency })
         // Every filter's logs up to the shortest range one covered (and the handler blocks one fetch serves).
         let toBlock = fetched.reduce((to, f) => Math.min(to, f.toBlock), request.toBlock)
         let handlerBlocks = handlerBlockNumbers(request.blockHandlers, request.fromBlock, toBlock)
@@ -325,12 +338,19 @@ const make = (options: Options, chain: ChainInfo): Effect.Effect<ChainSource, So
         let failure = resolved.failure
         const windowFrom = request.hashesFrom === undefined || request.hashesFrom > toBlock ? undefined : Math.max(request.fromBlock, request.hashesFrom)
 
-        // Headers: of events' blocks without a timestamp in their logs or with block fields selected, of every block
-        // inside the window, of the handler blocks; one fetch per block.
+        // Headers: of events' blocks without a timestamp in their logs or with block fields selected (below the window
+        // known by their logs' hash: the cache may have them), of every block inside the window, of the handler blocks,
+        // and of the last block when logs came from the node (its hash dates them in the cache); one fetch per block.
         const wanted = new Set<number>(handlerBlocks)
-        for (const d of decoded) if (d.log.blockTimestamp === undefined || d.handled.info.fields.block.length > 0) wanted.add(d.block)
+        const known = new Map<number, Hex>()
+        for (const d of decoded) {
+          if (d.log.blockTimestamp !== undefined && d.handled.info.fields.block.length === 0) continue
+          wanted.add(d.block)
+          if (windowFrom === undefined || d.block < windowFrom) known.set(d.block, lower(d.log.blockHash))
+        }
         if (windowFrom !== undefined) for (let n = windowFrom; n <= toBlock; n++) wanted.add(n)
-        const headers = new Map(wanted.size === 0 ? [] : yield* client.headers([...wanted].sort((a, b) => a - b)))
+        if (fetch.fetchedLogs()) wanted.add(toBlock)
+        const headers = new Map(wanted.size === 0 ? [] : yield* fetch.headers([...wanted].sort((a, b) => a - b), known))
 
         const hashes = new Map<number, Hex>()
         let checked = checkHashes(logs, headers, hashes)
@@ -354,7 +374,7 @@ const make = (options: Options, chain: ChainInfo): Effect.Effect<ChainSource, So
               if (!seenBy[i]!.has(n) && Bloom.mayContain(header.logsBloom, plan.blooms[i]!)) asks.push([plan.filters[i]!, header.hash])
             }
           }
-          const found = yield* Effect.forEach(asks, ([filter, hash]) => client.blockLogs(filter, hash), { concurrency: filterConcurrency })
+          const found = yield* Effect.forEach(asks, ([filter, hash]) => fetch.blockLogs(filter, hash), { concurrency: filterConcurrency })
           const late = mergeLogs(found, toBlock)
           if (isInconsistent(late)) return late
           if (late.length > 0) {
@@ -372,7 +392,7 @@ const make = (options: Options, chain: ChainInfo): Effect.Effect<ChainSource, So
         }
         if (failure !== undefined) return yield* fail(failure)
 
-        const bodies = yield* bodiesOf(decoded)
+        const bodies = yield* bodiesOf(decoded, fetch)
         if (bodies._tag === "Inconsistent") return bodies
 
         // Objects shared within the range: a block's (per selection), a transaction's (per selection).
@@ -446,6 +466,7 @@ const make = (options: Options, chain: ChainInfo): Effect.Effect<ChainSource, So
         if (windowFrom !== undefined) {
           for (let n = windowFrom; n <= toBlock; n++) if (!hashes.has(n)) blocks.push({ number: n, hash: headers.get(n)!.hash })
         }
+        yield* fetch.commit(toBlock, headers.get(toBlock)?.hash, bodies)
         return { _tag: "Fetched", result: { events, blocks, handlerBlocks: handled, toBlock } } as const
       })
 
@@ -467,7 +488,6 @@ const make = (options: Options, chain: ChainInfo): Effect.Effect<ChainSource, So
     // provider's range does not cut them short), one after the other. A request that starts where one of them does
     // takes it (what it covers past the request waits for the next one) and drops those before it.
     let ahead: Array<Ahead> = []
-    let lastHead = 0
 
     const fetchAhead = (request: FetchRequest): Effect.Effect<FetchResult, SourceError> =>
       Effect.gen(function*() {
@@ -504,7 +524,7 @@ const make = (options: Options, chain: ChainInfo): Effect.Effect<ChainSource, So
     let multicall: boolean | undefined
     let withoutMulticallUpTo = -1
 
-    const readContracts = Effect.fn("RpcSource.readContracts")(function*(calls: ReadonlyArray<ContractCall>) {
+    const readFromNode = Effect.fnUntraced(function*(calls: ReadonlyArray<ContractCall>) {
       const results = new Array<CallResult>(calls.length)
       if (calls.length === 0) return results
       // Calls per block: by its hash when given (EIP-1898), else by number.
@@ -561,6 +581,10 @@ const make = (options: Options, chain: ChainInfo): Effect.Effect<ChainSource, So
         round = again
       }
       return results
+    })
+
+    const readContracts = Effect.fn("RpcSource.readContracts")(function*(calls: ReadonlyArray<ContractCall>) {
+      return yield* cached.calls(calls, readFromNode)
     }, (effect) => sourced(effect))
 
     return {

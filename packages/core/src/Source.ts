@@ -4,6 +4,7 @@
  */
 import { Effect, Scope } from "effect"
 import type { Abi, Hex } from "viem"
+import type { ChainCache } from "./ChainCache.js"
 import { SourceError } from "./Errors.js"
 import type { Event } from "./Event.js"
 import * as Fields from "./Fields.js"
@@ -99,6 +100,10 @@ export interface ChainInfo {
   readonly chainId: number
   readonly contracts: ReadonlyArray<ContractInfo>
   readonly blockHandlers: ReadonlyArray<BlockHandlerInfo>
+  /** Blocks below the head a reorg may reach (default 200). */
+  readonly reorgWindow?: number | undefined
+  /** Where a source may keep what it fetched for later runs (the RPC source does); none: fetch everything. */
+  readonly cache?: ChainCache["Service"] | undefined
 }
 
 /** Whether block `n` is one `handler` runs for. */

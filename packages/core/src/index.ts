@@ -1,6 +1,7 @@
 export * as Batch from "./Batch.js"
 export * as Build from "./Build.js"
 export * as CapacityGate from "./CapacityGate.js"
+export * as ChainCache from "./ChainCache.js"
 export * as Change from "./Change.js"
 export * as Checkpoint from "./Checkpoint.js"
 export * as Config from "./Config.js"

@@ -1,5 +1,6 @@
 export * as Columns from "./Columns.js"
 export * as Embedded from "./Embedded.js"
+export * as PgChainCache from "./PgChainCache.js"
 export * as PgStorage from "./PgStorage.js"
 export * as Promote from "./Promote.js"
 export * as Tables from "./Tables.js"
