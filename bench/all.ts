@@ -2,7 +2,7 @@
 import { execFileSync } from "node:child_process"
 import { root } from "./lib.js"
 
-for (const script of ["startup.ts", "write.ts", "throughput.ts", "overlap.ts", "memory.ts", "effect-cache.ts", "event-model.ts", "pace.ts", "profile.ts", "decode.ts", "peers.ts"]) {
+for (const script of ["startup.ts", "write.ts", "throughput.ts", "overlap.ts", "memory.ts", "effect-cache.ts", "event-model.ts", "chain-cache.ts", "pace.ts", "profile.ts", "decode.ts", "peers.ts"]) {
   console.log(`\n== bench/${script}`)
   execFileSync(process.execPath, ["--import", "tsx", `bench/${script}`], { cwd: root, stdio: "inherit" })
 }

@@ -94,7 +94,7 @@ for (let r = 0; r < repeat; r++) {
     psql(`drop schema if exists "${schema}" cascade`)
     const cpuBefore = anvilCpu()
     const run = await measure(process.execPath, [`${root}/packages/cli/bin/chainstore.mjs`, "run", "bench/event-model/indexer.ts", "--db", postgresUrl, "--schema", schema, "--metrics-port", "0"], {
-      env: { RPC_URL: anvil.url, TOKEN_ADDRESS: token.address, START_BLOCK: String(token.block), END_BLOCK: String(endBlock), CHAIN_ID: String(anvil.chainId), EVENT_MODEL: mode }
+      env: { RPC_URL: anvil.url, TOKEN_ADDRESS: token.address, START_BLOCK: String(token.block), END_BLOCK: String(endBlock), CHAIN_ID: String(anvil.chainId), EVENT_MODEL: mode, CHAINSTORE_CACHE: "off" }
     })
     if (run.code !== 0) throw new Error(`${mode} run failed: ${run.output.slice(-3000)}`)
     results[mode].check = verify(schema, mode)
@@ -121,7 +121,7 @@ if (!values["no-docs"]) {
 What it measures: what selecting transaction fields and a block handler on every block cost, in events/s of
 \`chainstore run bench/event-model/indexer.ts\` (bench/peers's minimal indexer, one variant per run, differing only by
 the selection) on one anvil chain: ${fmt(events)} Transfer events, ${perTx} per transaction and one transaction per
-block (blocks ${token.block}..${endBlock}, ${fmt(blocks)} blocks), RpcSource at its defaults, Postgres 15. events/s =
+block (blocks ${token.block}..${endBlock}, ${fmt(blocks)} blocks), RpcSource at its defaults, the chain cache off (each run fetches everything), Postgres 15. events/s =
 Transfer events / wall seconds from spawning the process to its exit; the variants alternate within each round.
 Every run's table is checked against the chain (balances = balanceOf, sum(transferCount) = 2 × events, the selected
 sender, one block row per block with the block's own gasUsed).

@@ -387,6 +387,8 @@ const chainstore = (which: "example" | "minimal", db: DbName, chain: Chain, tag:
     else dropSchema(schema)
   }
   cleanup()
+  // Every run starts cold, with the chain cache at its default (on): it fetches everything and stores it.
+  if (db === "postgres") dropSchema("chainstore_cache")
   const columns = which === "example" ? "id, balance::text as balance, null as transfer_count" : "id, balance::text as balance, transfer_count"
   return {
     launch: {
