@@ -31,6 +31,12 @@ describe.each(["pglite", "postgres"] as const)("builds on %s", (kind) => {
     expect(first.code, first.stderr).toBe(0)
     expect(await labels(target)).toEqual(["v1-"])
 
+    // The build does not depend on where the indexer lies or where the CLI runs from: a copy elsewhere is the same build.
+    const copy = copyFixture("build-moved")
+    copies.push(copy)
+    const elsewhere = await cli(["db", "status", copy, "--json", ...targetArgs(target)], { cwd: tempDir("cs-build-other-") })
+    expect(JSON.parse(elsewhere.stdout)).toMatchObject({ build: { changes: [], restart: "resume" } })
+
     // Comments and layout are not code: the same build, resumed (nothing left to index).
     edit(path.join(dir, "helper.ts"), "/** A helper", "/** Reformatted:\n * a helper")
     const resumed = await run()

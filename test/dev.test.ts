@@ -6,7 +6,7 @@ import * as fs from "node:fs"
 import * as path from "node:path"
 import { afterAll, describe, expect, it } from "vitest"
 import { data } from "./support/api.js"
-import { bin, dropSchema, freePort, start, targetArgs, tempDir, waitFor, type Target } from "./support/cli.js"
+import { bin, dropSchema, freePort, postgresUrl, start, targetArgs, tempDir, waitFor, type Target } from "./support/cli.js"
 import { copyFixture, edit } from "./support/edit.js"
 
 const copies: Array<string> = []
@@ -68,6 +68,38 @@ describe.each(["pglite", "postgres"] as const)("chainstore dev on %s", (kind) =>
       dev.child.kill("SIGINT")
       const exit = await dev.done
       expect(exit.code, dev.output()).toBe(0)
+    } finally {
+      dev.child.kill("SIGKILL")
+    }
+  }, 300_000)
+})
+
+describe("chainstore dev on postgres, edits at awkward times", () => {
+  it("a first build that fails waits for a fix in the helper; a save during a reload is not lost", async () => {
+    const schema = `cs_dev_late_${Math.random().toString(36).slice(2, 10)}`
+    schemas.push(schema)
+    const dir = copyFixture("dev-late")
+    copies.push(dir)
+    edit(path.join(dir, "helper.ts"), "export const labelOf", "export const broken = (\nexport const labelOf")
+    const port = await freePort()
+    const url = `http://127.0.0.1:${port}/graphql`
+    const dev = start(["dev", dir, "--metrics-port", String(port), "--db", postgresUrl, "--schema", schema], { cwd, timeoutMs: 240_000 })
+    const labels = async () => {
+      const got = await data<{ holders: { nodes: Array<{ label: string }> } }>(url, "{ holders(first: 1000) { nodes { label } } }").catch(() => undefined)
+      return got === undefined ? undefined : [...new Set(got.holders.nodes.map((h) => h.label.slice(0, 3)))].sort()
+    }
+    try {
+      await waitFor(async () => dev.output(), (out) => out.includes("Nothing runs until it builds"), 60_000)
+      edit(path.join(dir, "helper.ts"), "export const broken = (\n", "")
+      await waitFor(labels, (l) => l?.join() === "v1-", 120_000)
+
+      // The second save lands while the first one's reload is under way: dev must end on it.
+      edit(path.join(dir, "helper.ts"), "`v1-", "`v2-")
+      await waitFor(async () => count(dev.output(), "reloaded at"), (n) => n >= 2, 60_000)
+      edit(path.join(dir, "helper.ts"), "`v2-", "`v3-")
+      await waitFor(labels, (l) => l?.join() === "v3-", 120_000)
+      dev.child.kill("SIGINT")
+      expect((await dev.done).code, dev.output()).toBe(0)
     } finally {
       dev.child.kill("SIGKILL")
     }

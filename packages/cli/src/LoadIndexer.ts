@@ -2,7 +2,7 @@
  * LoadIndexer: finds and imports a user's indexer module (TypeScript compiled on load by esbuild), validates it, and
  * names its build (a hash of its compiled code and its chains' configuration).
  */
-import { createHash } from "node:crypto"
+import { createHash, randomUUID } from "node:crypto"
 import * as fs from "node:fs"
 import * as path from "node:path"
 import { pathToFileURL } from "node:url"
@@ -90,8 +90,9 @@ export const loadFile = Effect.fn("LoadIndexer.loadFile")(function*(file: string
       try: async () => {
         // Stack traces through handlers point into the user's own files, through the compiled module's source map.
         process.setSourceMapsEnabled(true)
-        // Node caches modules by URL: a new build (dev's reload) is a new URL, the same build the same module.
-        const module = await import(`${pathToFileURL(compiled.outfile).href}?build=${compiled.codeHash.slice(0, 16)}`) as { readonly default?: unknown }
+        // Node caches modules by URL: every load (dev's reloads) is a new URL, so no module state survives a reload.
+        // Each stays in Node's module cache for the life of the process: a few kB per reload.
+        const module = await import(`${pathToFileURL(compiled.outfile).href}?load=${randomUUID()}`) as { readonly default?: unknown }
         return { ...compiled, module }
       },
       catch: (cause) => new Errors.IndexerDefinitionError({ path: file, message: `cannot load the module: ${messageOf(cause)}` })

@@ -1,7 +1,9 @@
 /**
  * Build: which build of an indexer wrote a database — a hash of its code and its chains' configuration — and what
  * differs between two builds. Tables written by another build are not resumed: they are reset and indexed again.
- * The source a chain is read from and its end block are not part of a build: they do not change what was indexed.
+ * The source a chain is read from and its end block are not part of a build's chain configuration (they do not change
+ * what was indexed); written as literals in the indexer's code they are part of its code, like any other edit there:
+ * `--end-block` and environment variables change them without a new build.
  */
 import { BuildChangedError } from "./Errors.js"
 import { stableStringify } from "./ExternalEffect.js"

@@ -319,6 +319,14 @@ export const make = (options: Options = {}) =>
       const schemaProblem = Tables.checkSchema(schema)
       if (schemaProblem !== undefined) return yield* storageError("reset", `invalid identifier: ${schemaProblem}`)
       yield* lock
+      // Dropping a promoted schema would drop the readers' views with it (CASCADE): the outage promote avoids.
+      const readers = yield* query<{ readonly view_schema: string }>("reset", Statements.readersOf, [schema])
+      if (readers.length > 0) {
+        return yield* storageError(
+          "reset",
+          `schema "${schema}" is promoted: views in schema ${readers.map((r) => `"${r.view_schema}"`).join(", ")} read it (chainstore db promote). Promote another schema first, or index this build into a new schema`
+        )
+      }
       if (schema !== "public") {
         yield* query("reset", Statements.dropSchema(schema))
       } else {

@@ -4,7 +4,8 @@
  * A file that does not build or validate shows its error and leaves the last good build running. A run that fails
  * shows why and waits for the next save. SIGINT/SIGTERM stop the run (flushing it) and end dev.
  */
-import { Cause, Deferred, Effect, Exit, Fiber, Option, Ref, Result } from "effect"
+import * as path from "node:path"
+import { Cause, Deferred, Duration, Effect, Exit, Fiber, Option, Ref, Result } from "effect"
 import { Argument, Flag } from "effect/cli"
 import type { Indexer, SimChain } from "@chainstore/core"
 import * as Database from "../Database.js"
@@ -27,6 +28,12 @@ export const flags = {
   metricsHost: Run.flags.metricsHost,
   logFormat: Flag.Literals("log-format", ["pretty", "json"]).pipe(Flag.withDescription("Log format (default pretty)"), Flag.withDefault("pretty"))
 } as const
+
+/** How long a stopped run may take to flush before it is interrupted. */
+const stopGrace = Duration.seconds(30)
+
+/** A file esbuild may compile into the indexer (not dev's own compiled output, which starts with a dot). */
+const isSource = (file: string): boolean => !path.basename(file).startsWith(".") && /\.(c|m)?[jt]sx?$|\.json$/.test(file)
 
 /** A build's run: its fiber, how to stop it cleanly once it processes, and the end of its servers once it ended. */
 interface Running {
@@ -60,35 +67,47 @@ export const dev = Effect.fn("chainstore.dev")(function*(options: Indexing.Optio
       const fiber = yield* Effect.forkChild(run)
       return { build: indexer.build?.id ?? "", fiber, stop, release } satisfies Running
     })
-  /** Stops a run cleanly when it processes (it flushes), else interrupts it (it is still opening). */
+  /** Stops a run cleanly when it processes (it flushes), else interrupts it (it is still opening, or stuck). */
   const stopRun = (running: Running) =>
     Effect.gen(function*() {
       const stop = yield* Ref.get(running.stop)
       if (stop === undefined) return yield* Fiber.interrupt(running.fiber)
       yield* stop
       yield* Deferred.succeed(running.release, undefined)
-      yield* Fiber.await(running.fiber)
+      // A run waiting on a slow RPC takes its next batch only once that returns: wait a while, then interrupt it.
+      const ended = yield* Effect.timeoutOption(Fiber.await(running.fiber), stopGrace)
+      if (Option.isNone(ended)) yield* Fiber.interrupt(running.fiber)
     })
 
+  const watch = yield* Watch.make
+  yield* watch.add([file])
   let running: Running | undefined
-  let watched: ReadonlyArray<string> = [file]
+  let files: ReadonlySet<string> = new Set([file])
+  let buildFails = false
   let changed: string | undefined
   while (true) {
     const loaded = yield* Effect.result(LoadIndexer.loadFile(file))
     if (Result.isFailure(loaded)) {
-      yield* screen.buildFailed(loaded.failure.message, running?.build)
-    } else if (running !== undefined && loaded.success.indexer.build?.id === running.build && !failed(running)) {
-      // The same code and chains (a file saved unchanged, a comment): the run goes on, or stays done.
-      watched = loaded.success.files
-      yield* screen.unchanged(changed)
+      buildFails = true
+      yield* screen.buildFailed(loaded.failure.message, running !== undefined && !failed(running) ? running.build : undefined)
     } else {
-      if (running !== undefined) yield* stopRun(running)
-      watched = loaded.success.files
-      yield* screen.reloaded(loaded.success.indexer.build?.id ?? "", watched.length, changed)
-      running = yield* start(Run.adapt(loaded.success.indexer, sim, options.endBlock))
+      buildFails = false
+      files = new Set(loaded.success.files)
+      yield* watch.add(loaded.success.files)
+      if (running !== undefined && loaded.success.indexer.build?.id === running.build && !failed(running)) {
+        // The same code and chains (a file saved unchanged, a comment): the run goes on, or stays done.
+        yield* screen.unchanged(changed)
+      } else {
+        if (running !== undefined) yield* stopRun(running)
+        if (yield* Deferred.isDone(quit)) break
+        yield* screen.reloaded(loaded.success.indexer.build?.id ?? "", files.size, changed)
+        running = yield* start(Run.adapt(loaded.success.indexer, sim, options.endBlock))
+      }
     }
+    // While the build fails, a new file it imports may be the one to fix: any source file in a watched directory counts.
+    const relevant = (f: string) => files.has(f) || (buildFails && isSource(f))
     const next = yield* Effect.raceFirst(
-      Effect.map(Watch.nextChange(watched), (f): string | undefined => f),
+      Effect.map(watch.next(relevant), (f): string | undefined => f),
       Effect.as(Deferred.await(quit), undefined)
     )
     if (next === undefined) break

@@ -145,6 +145,10 @@ export const tableExists = `SELECT to_regclass($1) IS NOT NULL AS "exists"`
 
 export const qualifiedName = qualified
 
+/** Schemas with views over this schema's tables (a readers' schema `db promote` made). */
+export const readersOf =
+  `SELECT DISTINCT view_schema FROM information_schema.view_table_usage WHERE table_schema = $1 AND view_schema <> $1 ORDER BY 1`
+
 export const selectState = (schema: string): string =>
   `SELECT "schema_version", "entities_hash", "entities", "build", "committed_checkpoint_id"::text AS "committed" FROM ${qualified(schema, Tables.state)} WHERE "id" = 1`
 
