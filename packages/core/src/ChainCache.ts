@@ -19,6 +19,8 @@ export interface Range {
   readonly toBlock: number
   /** The hash of `toBlock` when the range was fetched. */
   readonly toHash: string
+  /** How many logs it holds (what reading it costs). */
+  readonly logCount: number
 }
 
 /** Blocks of a stored range to read the logs of. */
@@ -117,7 +119,7 @@ export const layerMemory: Layer.Layer<ChainCache> = Layer.sync(ChainCache, () =>
         [...ranges.values()]
           .filter((r) => r.chainId === chainId && r.filterKey === filterKey && r.toBlock >= fromBlock && r.fromBlock <= toBlock)
           .sort((a, b) => a.fromBlock - b.fromBlock)
-          .map(({ fromBlock, id, toBlock, toHash }) => ({ id, fromBlock, toBlock, toHash }))
+          .map(({ fromBlock, id, logCount, toBlock, toHash }) => ({ id, fromBlock, toBlock, toHash, logCount }))
       ),
     logs: (parts) =>
       Effect.sync(() => {
@@ -152,7 +154,7 @@ export const layerMemory: Layer.Layer<ChainCache> = Layer.sync(ChainCache, () =>
           }
           const id = nextId++
           unit ??= id
-          ranges.set(id, { ...range, id, chainId, bytes: JSON.stringify(range.logs).length })
+          ranges.set(id, { ...range, id, chainId, logCount: range.logs.length, bytes: JSON.stringify(range.logs).length })
         }
         if (stored.entries.length === 0) return
         if (unit === undefined) units.set((unit = nextId++), chainId)

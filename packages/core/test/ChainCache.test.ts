@@ -38,6 +38,22 @@ describe("CacheCoverage: a request split into what stored ranges cover and what 
     assert.deepStrictEqual(leading(Coverage.plan([r(1, 0, 30)], 10, 20)), ["10-20@1"])
   })
 
+  it("a read ends once the cached parts it starts with hold enough logs, at the end of a part, else where they end", () => {
+    const c = (id: number, fromBlock: number, toBlock: number, logCount: number) => ({ id, fromBlock, toBlock, logCount })
+    const ranges = [c(1, 1, 10, 4_000), c(2, 11, 20, 4_000), c(3, 21, 30, 4_000), c(4, 31, 40, 4_000)]
+    // Three ranges reach 10,000 logs: the read ends with the third, though the request goes on.
+    assert.strictEqual(Coverage.readEnd(ranges, 1, 40, 10_000), 30)
+    assert.strictEqual(Coverage.readEnd(ranges, 5, 1_000, 10_000), 30)
+    // One range holding more than enough: it alone, whole (never cut inside a range but by the request).
+    assert.strictEqual(Coverage.readEnd([c(1, 1, 100, 50_000), c(2, 101, 200, 1)], 1, 200, 10_000), 100)
+    assert.strictEqual(Coverage.readEnd([c(1, 1, 100, 50_000)], 1, 50, 10_000), 50)
+    // Fewer logs than that up to a missing block: where the cached parts end; empty ranges add none.
+    assert.strictEqual(Coverage.readEnd([c(1, 1, 10, 0), c(2, 11, 20, 0), c(3, 31, 40, 0)], 1, 40, 10_000), 20)
+    // A request starting with a missing part: that part, up to the next stored range.
+    assert.strictEqual(Coverage.readEnd([c(1, 15, 20, 10)], 1, 40, 10_000), 14)
+    assert.strictEqual(Coverage.readEnd([], 1, 40, 10_000), 40)
+  })
+
   it("merge: overlapping and touching intervals become one, in block order", () => {
     assert.deepStrictEqual(Coverage.merge([r(1, 20, 25), r(2, 1, 10), r(3, 11, 12), r(4, 5, 8), r(5, 30, 30)]).map((i) => [i.fromBlock, i.toBlock]), [
       [1, 12],

@@ -1,13 +1,18 @@
 /**
  * PgChainCache: the ChainCache port on Postgres and PGlite (only the abstract SqlClient). Its tables live in the
  * schema `chainstore_cache`, created on first use: in the embedded data dir beside the indexer's data, on a Postgres
- * server shared by every indexer schema of the database. A store is one transaction of bulk inserts (unnest); past the
- * size limit the oldest-stored ranges go, with the entries stored with them. Logs and entries are kept as the node's
- * JSON text: nothing is decoded until read.
+ * server shared by every indexer schema of the database; a schema of another format is dropped then (it is a cache).
+ * A range is one row holding its logs as one payload (internal/LogPayload.ts), compressed (brotli) on libuv's thread
+ * pool and stored as bytea the database does not compress again; reading a range decompresses it there too and makes
+ * only the logs of the blocks asked. A store is one transaction; past the size limit the oldest-stored ranges go, with
+ * the entries stored with them. Entries are kept as the node's JSON text: nothing is decoded until read.
  */
+import { promisify } from "node:util"
+import * as zlib from "node:zlib"
 import { Effect, Layer } from "effect"
 import { SqlClient, SqlError } from "effect/sql"
 import { ChainCache, Errors, type RpcClient } from "@chainstore/core"
+import * as LogPayload from "./internal/LogPayload.js"
 
 export interface Options {
   /** Bytes of stored payloads past which the oldest-stored ranges go (default 2 GiB). */
@@ -19,6 +24,9 @@ export const defaultMaxBytes = 2 * 1024 ** 3
 
 /** A row's bytes besides its payload, about (keys, block numbers, tuple header). */
 const rowOverhead = 64
+
+/** The schema's comment, naming the layout of its tables and payloads: a schema with another is dropped at first use. */
+const format = `chainstore chain cache, format 2, log payload ${LogPayload.version} (brotli)`
 
 type Row = Readonly<Record<string, unknown>>
 
@@ -36,16 +44,57 @@ export const make = (options: Options = {}) =>
     const transaction = <A>(operation: string, effect: Effect.Effect<A, Errors.ChainCacheError>) =>
       sql.withTransaction(effect).pipe(Effect.mapError((error) => (SqlError.isSqlError(error) ? cacheError(operation, error) : error)))
 
-    // Concurrent first uses (several indexers on one server) serialise on an advisory lock: CREATE ... IF NOT EXISTS races.
-    const created = yield* Effect.cached(transaction("create", Effect.forEach(createStatements, (text) => query("create", text), { discard: true })))
+    // Concurrent first uses (several indexers on one server) serialise on an advisory lock: the first creates the schema,
+    // or replaces one of another format; the others find it made.
+    const created = yield* Effect.cached(transaction("create", Effect.gen(function*() {
+      yield* query("create", `SELECT pg_advisory_xact_lock(hashtext('${schema}'))`)
+      const rows = yield* query<{ readonly comment: string | null }>(
+        "create",
+        `SELECT obj_description(oid, 'pg_namespace') AS comment FROM pg_namespace WHERE nspname = '${schema}'`
+      )
+      if (rows.length > 0 && rows[0]!.comment === format) return
+      if (rows.length > 0) yield* query("create", `DROP SCHEMA ${schema} CASCADE`)
+      yield* Effect.forEach(createStatements, (text) => query("create", text), { discard: true })
+    })))
 
+    // A schema of another format holds nothing this code reads: status and clear see none.
     const exists = Effect.map(
-      query<{ readonly found: boolean }>("status", `SELECT to_regclass('${schema}.ranges') IS NOT NULL AS found`),
-      (rows) => rows[0]?.found === true
+      query<{ readonly comment: string | null }>("status", `SELECT obj_description(oid, 'pg_namespace') AS comment FROM pg_namespace WHERE nspname = '${schema}'`),
+      (rows) => rows[0]?.comment === format
     )
 
     const parse = <A>(operation: string, payload: string): Effect.Effect<A, Errors.ChainCacheError> =>
       Effect.try({ try: () => JSON.parse(payload) as A, catch: (cause) => new Errors.ChainCacheError({ operation, message: `a stored value is not JSON: ${String(cause)}`, cause }) })
+
+    /** A range's logs compressed, off the main thread. */
+    const pack = (logs: ReadonlyArray<RpcClient.Log>): Effect.Effect<Uint8Array, Errors.ChainCacheError> =>
+      Effect.try({
+        try: () => LogPayload.encode(logs),
+        catch: (cause) => new Errors.ChainCacheError({ operation: "store", message: `cannot encode logs: ${describe(cause)}`, cause })
+      }).pipe(Effect.flatMap((encoded) =>
+        Effect.tryPromise({
+          try: () =>
+            brotliCompress(encoded, {
+              chunkSize: 256 * 1024,
+              params: { [zlib.constants.BROTLI_PARAM_QUALITY]: 1, [zlib.constants.BROTLI_PARAM_SIZE_HINT]: encoded.length }
+            }),
+          catch: (cause) => new Errors.ChainCacheError({ operation: "store", message: `cannot compress logs: ${describe(cause)}`, cause })
+        })
+      ))
+
+    /** The logs of a stored payload in the blocks of each span, decompressed off the main thread. */
+    const unpack = (payload: Uint8Array, spans: ReadonlyArray<ChainCache.Part>): Effect.Effect<Array<Array<RpcClient.Log>>, Errors.ChainCacheError> =>
+      Effect.flatMap(
+        Effect.tryPromise({
+          try: () => brotliDecompress(payload, { chunkSize: 1024 * 1024 }),
+          catch: (cause) => new Errors.ChainCacheError({ operation: "logs", message: `cannot decompress stored logs: ${describe(cause)}`, cause })
+        }),
+        (encoded) =>
+          Effect.try({
+            try: () => spans.map((span) => LogPayload.decode(encoded, span.fromBlock, span.toBlock)),
+            catch: (cause) => new Errors.ChainCacheError({ operation: "logs", message: `stored logs are unreadable: ${describe(cause)}`, cause })
+          })
+      )
 
     const evict = Effect.gen(function*() {
       storedSinceCheck = 0
@@ -56,33 +105,35 @@ export const make = (options: Options = {}) =>
     return ChainCache.ChainCache.of({
       ranges: Effect.fn("PgChainCache.ranges")(function*(chainId: number, filterKey: string, fromBlock: number, toBlock: number) {
         yield* created
-        const rows = yield* query<{ readonly id: string; readonly from_block: string; readonly to_block: string; readonly to_hash: string }>(
+        const rows = yield* query<{ readonly id: string; readonly from_block: string; readonly to_block: string; readonly to_hash: string; readonly log_count: number }>(
           "ranges",
-          `SELECT id::text AS id, from_block::text AS from_block, to_block::text AS to_block, to_hash FROM ${schema}.ranges
+          `SELECT id::text AS id, from_block::text AS from_block, to_block::text AS to_block, to_hash, log_count FROM ${schema}.ranges
 WHERE chain_id = $1::int8 AND filter_key = $2::text AND to_block >= $3::int8 AND from_block <= $4::int8 ORDER BY from_block, id`,
           [chainId, filterKey, fromBlock, toBlock]
         )
-        return rows.map((r) => ({ id: Number(r.id), fromBlock: Number(r.from_block), toBlock: Number(r.to_block), toHash: r.to_hash }))
+        return rows.map((r) => ({ id: Number(r.id), fromBlock: Number(r.from_block), toBlock: Number(r.to_block), toHash: r.to_hash, logCount: r.log_count }))
       }),
 
       logs: Effect.fn("PgChainCache.logs")(function*(parts: ReadonlyArray<ChainCache.Part>) {
         yield* created
-        // The join on ranges tells a range dropped since it was listed from one without logs in the part.
-        const rows = yield* query<{ readonly range_id: string; readonly payload: string | null }>(
-          "logs",
-          `SELECT p.range_id::text AS range_id, l.payload FROM unnest($1::int8[], $2::int8[], $3::int8[]) AS p(range_id, from_block, to_block)
-JOIN ${schema}.ranges r ON r.id = p.range_id
-LEFT JOIN ${schema}.logs l ON l.range_id = p.range_id AND l.block_number BETWEEN p.from_block AND p.to_block
-ORDER BY l.block_number, l.log_index`,
-          [parts.map((p) => String(p.rangeId)), parts.map((p) => String(p.fromBlock)), parts.map((p) => String(p.toBlock))]
-        )
         const present = new Set<number>()
-        const logs: Array<RpcClient.Log> = []
-        for (const row of rows) {
-          present.add(Number(row.range_id))
-          if (row.payload !== null) logs.push(yield* parse<RpcClient.Log>("logs", row.payload))
-        }
-        return { present, logs }
+        if (parts.length === 0) return { present, logs: [] }
+        // A range dropped since it was listed has no row: it is not present.
+        const rows = yield* query<{ readonly id: string; readonly payload: Uint8Array | null }>(
+          "logs",
+          `SELECT id::text AS id, payload FROM ${schema}.ranges WHERE id = ANY($1::int8[])`,
+          [[...new Set(parts.map((p) => String(p.rangeId)))]]
+        )
+        const ordered = [...parts].sort((a, b) => a.fromBlock - b.fromBlock)
+        const read = new Map<ChainCache.Part, ReadonlyArray<RpcClient.Log>>()
+        yield* Effect.forEach(rows, (row) => {
+          const id = Number(row.id)
+          present.add(id)
+          const spans = ordered.filter((p) => p.rangeId === id)
+          if (row.payload === null) return Effect.void
+          return Effect.map(unpack(row.payload, spans), (logs) => spans.forEach((span, i) => read.set(span, logs[i]!)))
+        }, { concurrency: "unbounded", discard: true })
+        return { present, logs: ordered.flatMap((p) => read.get(p) ?? []) }
       }),
 
       entries: Effect.fn("PgChainCache.entries")(function*(chainId: number, kind: ChainCache.Kind, keys: ReadonlyArray<string>) {
@@ -104,12 +155,14 @@ ORDER BY l.block_number, l.log_index`,
         const entries = stored.entries.map((e) => ({ kind: e.kind, key: e.key, payload: JSON.stringify(e.value) }))
           .sort((a, b) => (a.kind === b.kind ? (a.key < b.key ? -1 : a.key > b.key ? 1 : 0) : a.kind < b.kind ? -1 : 1))
         const entryBytes = entries.reduce((n, e) => n + e.payload.length + rowOverhead, 0)
+        // Compressed before the transaction: it holds no locks meanwhile.
+        const payloads = yield* Effect.forEach(stored.ranges, (range) => (range.logs.length === 0 ? Effect.succeed(null) : pack(range.logs)))
         let bytes = 0
         yield* transaction("store", Effect.gen(function*() {
           let unit: string | undefined
-          for (const range of stored.ranges) {
-            const payloads = range.logs.map((log) => JSON.stringify(log))
-            const rangeBytes = payloads.reduce((n, p) => n + p.length + rowOverhead, rowOverhead) + (unit === undefined ? entryBytes : 0)
+          for (const [i, range] of stored.ranges.entries()) {
+            const payload = payloads[i]!
+            const rangeBytes = (payload?.length ?? 0) + rowOverhead + (unit === undefined ? entryBytes : 0)
             bytes += rangeBytes
             yield* query("store", `DELETE FROM ${schema}.ranges WHERE chain_id = $1::int8 AND filter_key = $2::text AND to_block >= $3::int8 AND from_block <= $4::int8`, [
               chainId,
@@ -119,16 +172,11 @@ ORDER BY l.block_number, l.log_index`,
             ])
             const [row] = yield* query<{ readonly id: string }>(
               "store",
-              `INSERT INTO ${schema}.ranges (chain_id, filter_key, from_block, to_block, to_hash, log_count, bytes) VALUES ($1::int8, $2::text, $3::int8, $4::int8, $5::text, $6::int4, $7::int8) RETURNING id::text AS id`,
-              [chainId, range.filterKey, range.fromBlock, range.toBlock, range.toHash, range.logs.length, rangeBytes]
+              `INSERT INTO ${schema}.ranges (chain_id, filter_key, from_block, to_block, to_hash, log_count, bytes, payload)
+VALUES ($1::int8, $2::text, $3::int8, $4::int8, $5::text, $6::int4, $7::int8, $8::bytea) RETURNING id::text AS id`,
+              [chainId, range.filterKey, range.fromBlock, range.toBlock, range.toHash, range.logs.length, rangeBytes, payload]
             )
             unit ??= row!.id
-            if (payloads.length === 0) continue
-            yield* query(
-              "store",
-              `INSERT INTO ${schema}.logs (range_id, block_number, log_index, payload) SELECT $1::int8, * FROM unnest($2::int8[], $3::int4[], $4::text[])`,
-              [row!.id, range.logs.map((l) => String(Number(l.blockNumber))), range.logs.map((l) => String(Number(l.logIndex))), payloads]
-            )
           }
           if (entries.length === 0) return
           if (unit === undefined) {
@@ -211,12 +259,13 @@ export const layer = (options: Options = {}): Layer.Layer<ChainCache.ChainCache,
 
 // --- private helpers ---------------------------------------------------------------------------------------------
 
-// A range row with a filter key holds that filter's logs of [from_block, to_block]; one without holds only entries
-// stored together. Entries and logs go with their range (the unit of eviction).
+// A range row with a filter key holds that filter's logs of [from_block, to_block] (payload: none when it has none);
+// one without holds only entries stored together. Entries go with their range (the unit of eviction). The payload is
+// compressed already: stored out of line as it is (EXTERNAL), not compressed again.
 const createStatements: ReadonlyArray<string> = [
-  `SELECT pg_advisory_xact_lock(hashtext('${schema}'))`,
-  `CREATE SCHEMA IF NOT EXISTS ${schema}`,
-  `CREATE TABLE IF NOT EXISTS ${schema}.ranges (
+  `CREATE SCHEMA ${schema}`,
+  `COMMENT ON SCHEMA ${schema} IS '${format}'`,
+  `CREATE TABLE ${schema}.ranges (
   id bigserial PRIMARY KEY,
   chain_id bigint NOT NULL,
   filter_key text,
@@ -225,23 +274,24 @@ const createStatements: ReadonlyArray<string> = [
   to_hash text,
   log_count integer NOT NULL DEFAULT 0,
   bytes bigint NOT NULL,
-  stored_at timestamptz NOT NULL DEFAULT now())`,
-  `CREATE INDEX IF NOT EXISTS ranges_filter ON ${schema}.ranges (chain_id, filter_key, to_block)`,
-  `CREATE TABLE IF NOT EXISTS ${schema}.logs (
-  range_id bigint NOT NULL REFERENCES ${schema}.ranges (id) ON DELETE CASCADE,
-  block_number bigint NOT NULL,
-  log_index integer NOT NULL,
-  payload text NOT NULL,
-  PRIMARY KEY (range_id, block_number, log_index))`,
-  `CREATE TABLE IF NOT EXISTS ${schema}.entries (
+  stored_at timestamptz NOT NULL DEFAULT now(),
+  payload bytea)`,
+  `ALTER TABLE ${schema}.ranges ALTER COLUMN payload SET STORAGE EXTERNAL`,
+  `CREATE INDEX ranges_filter ON ${schema}.ranges (chain_id, filter_key, to_block)`,
+  `CREATE TABLE ${schema}.entries (
   chain_id bigint NOT NULL,
   kind text NOT NULL,
   key text NOT NULL,
   range_id bigint NOT NULL REFERENCES ${schema}.ranges (id) ON DELETE CASCADE,
   payload text NOT NULL,
   PRIMARY KEY (chain_id, kind, key))`,
-  `CREATE INDEX IF NOT EXISTS entries_range ON ${schema}.entries (range_id)`
+  `CREATE INDEX entries_range ON ${schema}.entries (range_id)`
 ]
+
+// Brotli at quality 1: faster than deflate at level 1 and smaller, on hex-heavy JSON. On libuv's thread pool, in
+// chunks about as large as a payload, or each 16 KiB chunk would come back to the main thread.
+const brotliCompress = promisify(zlib.brotliCompress)
+const brotliDecompress = promisify(zlib.brotliDecompress)
 
 const cacheError = (operation: string, error: SqlError.SqlError): Errors.ChainCacheError =>
   new Errors.ChainCacheError({ operation, message: `${error.reason._tag}: ${describe(error.reason.cause) || error.message}`, cause: error })

@@ -1,7 +1,8 @@
 /**
  * The ChainCache contract, run against every implementation: core's in-memory cache, PgChainCache on embedded PGlite
  * and PgChainCache on a Postgres server (whose cache schema every test of the database shares: each test takes its
- * own chain ids). Then what only PgChainCache does: reading nothing before its first use, and the size limit.
+ * own chain ids). Then what only PgChainCache does: reading nothing before its first use, the size limit, a range's
+ * logs as one compressed payload, and a cache schema of another format made anew.
  */
 import * as fs from "node:fs"
 import * as os from "node:os"
@@ -28,6 +29,7 @@ const log = (block: number, index: number, fork = 0): RpcClient.Log => ({
   transactionHash: `0x${"ab".repeat(32)}`,
   transactionIndex: "0x0"
 })
+const randomHex = (bytes: number): RpcClient.Log["data"] => `0x${Buffer.from(crypto.getRandomValues(new Uint8Array(bytes))).toString("hex")}`
 const range = (filterKey: string, fromBlock: number, toBlock: number, logs: ReadonlyArray<RpcClient.Log>): ChainCache.NewRange =>
   ({ filterKey, fromBlock, toBlock, toHash: hash(toBlock), logs })
 
@@ -49,6 +51,28 @@ const suite = (it: Vitest.MethodsNonLive<ChainCache.ChainCache>) => {
       assert.deepStrictEqual(read.logs, [log(12, 0), log(12, 3), log(15, 1), log(20, 0)])
       const missing = yield* c.logs([{ rangeId: ranges[0]!.id + 1_000_000, fromBlock: 0, toBlock: 100 }])
       assert.strictEqual(missing.present.size, 0)
+    }))
+
+  it.effect("a log reads back with exactly the fields it was stored with, whatever they are; parts of one range each read their blocks", () =>
+    Effect.gen(function*() {
+      const c = yield* cache
+      const chain = freshChain()
+      const topic = (n: number) => `0x${n.toString(16).padStart(64, "0")}` as const
+      const logs: ReadonlyArray<RpcClient.Log> = [
+        { ...log(3, 0), topics: [] },
+        { ...log(3, 1), topics: [topic(1), topic(2), topic(3), topic(4)], data: "0x", removed: false },
+        { ...log(4, 0), address: "0x00000000000000000000000000000000000000Bb", removed: true, blockTimestamp: "0x10" },
+        { ...log(4, 1), blockTimestamp: "0x10", transactionHash: `0x${"cd".repeat(32)}`, transactionIndex: "0x1", data: randomHex(96) },
+        { ...log(6, 5), topics: [`0x${"ee".repeat(32)}`, topic(7)] }
+      ]
+      yield* c.store(chain, { ranges: [range("f", 1, 9, logs)], entries: [] })
+      const [stored] = yield* c.ranges(chain, "f", 0, 10)
+      assert.strictEqual(stored!.logCount, logs.length)
+      const id = stored!.id
+      assert.deepStrictEqual((yield* c.logs([{ rangeId: id, fromBlock: 1, toBlock: 9 }])).logs, logs)
+      assert.deepStrictEqual((yield* c.logs([{ rangeId: id, fromBlock: 5, toBlock: 9 }, { rangeId: id, fromBlock: 1, toBlock: 3 }])).logs, [...logs.slice(0, 2), logs[4]!])
+      assert.deepStrictEqual((yield* c.logs([{ rangeId: id, fromBlock: 4, toBlock: 4 }])).logs, logs.slice(2, 4))
+      assert.deepStrictEqual((yield* c.logs([{ rangeId: id, fromBlock: 5, toBlock: 5 }])).logs, [])
     }))
 
   it.effect("a stored range replaces the ranges of its filter it overlaps; dropFrom drops every range reaching that block", () =>
@@ -118,7 +142,8 @@ const limitSuite = (it: Vitest.MethodsNonLive<SqlClient.SqlClient>) => {
     Effect.gen(function*() {
       const c = yield* PgChainCache.make({ maxBytes: 50_000 })
       const chain = freshChain()
-      const many = (from: number) => Array.from({ length: 20 }, (_, i) => log(from, i))
+      // Random data: the payloads are compressed, so the limit is reached only by what does not compress.
+      const many = (from: number) => Array.from({ length: 50 }, (_, i) => ({ ...log(from, i), data: randomHex(128) }))
       yield* c.store(chain, { ranges: [range("f", 1, 9, many(1))], entries: [{ kind: "header", key: "old", value: {} }] })
       for (let n = 10; n < 100; n += 10) yield* c.store(chain, { ranges: [range("f", n, n + 9, many(n))], entries: [] })
       const kept = yield* c.ranges(chain, "f", 0, 1_000)
@@ -128,6 +153,27 @@ const limitSuite = (it: Vitest.MethodsNonLive<SqlClient.SqlClient>) => {
       assert.strictEqual(kept.at(-1)!.toBlock, 99)
       assert.strictEqual((yield* c.entries(chain, "header", ["old"])).size, 0)
       assert.isAtMost((yield* c.status).reduce((n, s) => n + s.bytes, 0), 50_000)
+      yield* c.clear(chain)
+    }))
+}
+
+/** How PgChainCache keeps logs: one payload per range, compressed by it, which the database stores as it is. */
+const payloadSuite = (it: Vitest.MethodsNonLive<ChainCache.ChainCache | SqlClient.SqlClient>) => {
+  it.effect("a range's logs are one compressed payload in its row, stored out of line as they are (EXTERNAL)", () =>
+    Effect.gen(function*() {
+      const c = yield* cache
+      const sql = yield* SqlClient.SqlClient
+      const chain = freshChain()
+      const logs = Array.from({ length: 1_000 }, (_, i) => log(1 + Math.floor(i / 100), i % 100))
+      yield* c.store(chain, { ranges: [range("f", 1, 10, logs)], entries: [] })
+      const rows = yield* sql<{ readonly bytes: number; readonly stored: number; readonly storage: string }>`SELECT r.bytes::int AS bytes,
+  octet_length(r.payload) AS stored, (SELECT attstorage FROM pg_attribute WHERE attrelid = ${`${PgChainCache.schema}.ranges`}::regclass AND attname = 'payload') AS storage
+FROM ${sql(PgChainCache.schema)}.ranges r WHERE r.chain_id = ${chain}`
+      assert.strictEqual(rows.length, 1)
+      assert.strictEqual(rows[0]!.storage, "e")
+      // Far smaller than the logs' JSON, and what the size limit counts.
+      assert.isBelow(rows[0]!.stored, JSON.stringify(logs).length / 10)
+      assert.isAtLeast(rows[0]!.bytes, rows[0]!.stored)
       yield* c.clear(chain)
     }))
 }
@@ -150,8 +196,31 @@ layer(PgChainCache.layer().pipe(Layer.provideMerge(Embedded.layerEmbedded({ data
     }))
   suite(it)
   limitSuite(it)
+  payloadSuite(it)
+  it.effect("a cache schema of another format is dropped and made anew at the first use; status and clear see none before", () =>
+    Effect.gen(function*() {
+      const sql = yield* SqlClient.SqlClient
+      yield* sql.unsafe(`DROP SCHEMA ${PgChainCache.schema} CASCADE`)
+      yield* sql.unsafe(`CREATE SCHEMA ${PgChainCache.schema}`)
+      // An earlier layout: one row per log.
+      yield* sql.unsafe(`CREATE TABLE ${PgChainCache.schema}.ranges (id bigserial PRIMARY KEY, chain_id bigint NOT NULL, filter_key text, from_block bigint,
+  to_block bigint, to_hash text, log_count integer NOT NULL DEFAULT 0, bytes bigint NOT NULL)`)
+      yield* sql.unsafe(`CREATE TABLE ${PgChainCache.schema}.logs (range_id bigint NOT NULL, block_number bigint NOT NULL, log_index integer NOT NULL, payload text NOT NULL)`)
+      const chain = freshChain()
+      yield* sql.unsafe(`INSERT INTO ${PgChainCache.schema}.ranges (chain_id, filter_key, from_block, to_block, to_hash, bytes) VALUES (${chain}, 'f', 1, 9, '${hash(9)}', 10)`)
+      const c = yield* PgChainCache.make()
+      assert.deepStrictEqual(yield* c.status, [])
+      yield* c.clear(chain)
+      assert.deepStrictEqual(yield* c.ranges(chain, "f", 0, 100), [])
+      yield* c.store(chain, { ranges: [range("f", 1, 9, [log(2, 0)])], entries: [] })
+      assert.deepStrictEqual((yield* c.logs((yield* c.ranges(chain, "f", 0, 100)).map((r) => ({ rangeId: r.id, fromBlock: 1, toBlock: 9 })))).logs, [log(2, 0)])
+      const tables = yield* sql<{ readonly name: string }>`SELECT table_name AS name FROM information_schema.tables WHERE table_schema = ${PgChainCache.schema} ORDER BY 1`
+      assert.deepStrictEqual(tables.map((t) => t.name), ["entries", "ranges"])
+      yield* c.clear(chain)
+    }))
 })
 
 layer(PgChainCache.layer().pipe(Layer.provideMerge(postgresClient)), { timeout: "30 seconds" })("ChainCache contract: PgChainCache on Postgres", (it) => {
   suite(it)
+  payloadSuite(it)
 })

@@ -1,7 +1,8 @@
 /**
  * CacheCoverage: which blocks of a request the chain cache's stored ranges cover (pure). A request [from, to] is
  * answered in parts, in block order: a cached part from the stored range that covers its first block and reaches
- * furthest, a missing part up to where the next stored range starts.
+ * furthest, a missing part up to where the next stored range starts. One read takes the cached parts a request starts
+ * with up to about a number of logs, so a request far ahead does not read (and check) every range it spans at once.
  */
 
 export interface Interval {
@@ -50,6 +51,22 @@ export const leadingCached = <R extends Interval>(parts: ReadonlyArray<Part<R>>)
     cached.push(part)
   }
   return cached
+}
+
+/**
+ * Where a read of [fromBlock, toBlock] ends: after the cached parts it starts with once their ranges hold `logs` logs
+ * (at least one part), else where they end; when it starts with a missing part, where that ends.
+ */
+export const readEnd = <R extends Interval & { readonly logCount: number }>(ranges: ReadonlyArray<R>, fromBlock: number, toBlock: number, logs: number): number => {
+  const parts = plan(ranges, fromBlock, toBlock)
+  const cached = leadingCached(parts)
+  if (cached.length === 0) return parts[0]!.toBlock
+  let read = 0
+  for (const part of cached) {
+    read += part.range.logCount
+    if (read >= logs) return part.toBlock
+  }
+  return cached.at(-1)!.toBlock
 }
 
 /** `intervals` merged where they overlap or touch, in block order. */

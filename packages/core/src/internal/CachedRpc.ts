@@ -3,8 +3,10 @@
  * its stored ranges where they cover the start of a request, each range used only while the node gives its last
  * block the hash stored with it (asked once per run for a range below the reorg window, at every use inside it): one
  * block's hash vouches for every block before it. A different hash drops the chain's ranges from that range's start.
- * What the cache lacks comes from the node and is stored, in the background, once the source found the whole fetch
- * consistent (`commit`). Headers, transactions, receipts, logs asked by block hash and call results are kept by hash,
+ * One request reads (and checks) the ranges it starts with up to about as many logs as one eth_getLogs reply holds,
+ * and is answered up to there, as by a provider's shortened range: a request spanning the whole chain does not load
+ * it at once. What the cache lacks comes from the node and is stored, in the background, once the source found the
+ * whole fetch consistent (`commit`); a few stores at once, holding a bounded amount of logs, else the fetch waits. Headers, transactions, receipts, logs asked by block hash and call results are kept by hash,
  * so they are right whenever that hash is asked for. The first cache failure turns the cache off for the run, with
  * one warning: every read then goes to the node.
  */
@@ -65,8 +67,11 @@ export interface Options {
   readonly head: () => number
 }
 
-/** Stores in flight at once; a fetch waits for one to end past that. */
+/** Stores in flight at once, and the bytes of logs they hold, about; a fetch waits for one to end past either. */
 const storesInFlight = 4
+const storeKiBInFlight = 64 * 1024
+/** Logs one read from the cache aims at: a request spanning more reads the rest in later requests. */
+const logsPerRead = 10_000
 /** How long the end of a run waits for the stores in flight. */
 const storesGrace = Duration.seconds(30)
 
@@ -78,6 +83,7 @@ export const make = (client: RpcClient.RpcClient["Service"], options: Options): 
     let enabled = cache !== undefined
     const stores = yield* FiberSet.make<void>()
     const storing = yield* Semaphore.make(storesInFlight)
+    const storingKiB = yield* Semaphore.make(storeKiBInFlight)
     // Added after the set's own finalizer, so it runs first: the stores end before the set would interrupt them (a store
     // still hanging then, on a database that stopped answering, is rolled back: its blocks are fetched again next time).
     yield* Effect.addFinalizer(() => Effect.ignore(Effect.timeoutOption(FiberSet.awaitEmpty(stores), storesGrace)))
@@ -106,12 +112,16 @@ export const make = (client: RpcClient.RpcClient["Service"], options: Options): 
       )
 
     const store = (stored: ChainCache.Stored): Effect.Effect<void> =>
-      !enabled || (stored.ranges.length === 0 && stored.entries.length === 0) ? Effect.void : Effect.uninterruptibleMask((restore) =>
-        Effect.andThen(
-          restore(storing.take(1)),
-          FiberSet.run(stores, Effect.ensuring(Effect.asVoid(use((c) => c.store(chainId, stored))), storing.release(1)))
-        )
-      ).pipe(Effect.asVoid)
+      Effect.suspend(() => {
+        if (!enabled || (stored.ranges.length === 0 && stored.entries.length === 0)) return Effect.void
+        const kib = Math.min(storeKiBInFlight, Math.ceil(sizeOf(stored) / 1024))
+        return Effect.uninterruptibleMask((restore) =>
+          Effect.andThen(
+            restore(Effect.andThen(storing.take(1), Effect.onInterrupt(storingKiB.take(kib), () => storing.release(1)))),
+            FiberSet.run(stores, Effect.ensuring(Effect.asVoid(use((c) => c.store(chainId, stored))), Effect.andThen(storingKiB.release(kib), storing.release(1))))
+          )
+        ).pipe(Effect.asVoid)
+      })
 
     /**
      * The ranges whose last block the node still gives the stored hash. A range past the head is left aside; one with
@@ -147,7 +157,9 @@ export const make = (client: RpcClient.RpcClient["Service"], options: Options): 
           let until = toBlock
           const stored = yield* use((c) => c.ranges(chainId, key, fromBlock, toBlock))
           if (Option.isSome(stored) && stored.value.length > 0) {
-            const parts = Coverage.plan(yield* usable(stored.value), fromBlock, toBlock)
+            // Read (and checked) now: the ranges up to about logsPerRead logs; the request is answered up to there.
+            const end = Coverage.readEnd(stored.value, fromBlock, toBlock, logsPerRead)
+            const parts = Coverage.plan(yield* usable(stored.value.filter((r) => r.fromBlock <= end)), fromBlock, end)
             const cached = Coverage.leadingCached(parts)
             if (cached.length === 0) until = parts[0]!.toBlock
             else {
@@ -238,7 +250,7 @@ export const make = (client: RpcClient.RpcClient["Service"], options: Options): 
           const ranges: Array<ChainCache.NewRange> = []
           if (toHash !== undefined) {
             for (const { fromBlock, key, logs } of fromNode.values()) {
-              ranges.push({ filterKey: key, fromBlock, toBlock, toHash: lower(toHash), logs: ordered(logs.filter((log) => Number(log.blockNumber) <= toBlock)) })
+              ranges.push({ filterKey: key, fromBlock, toBlock, toHash: lower(toHash), logs: orderedUpTo(logs, toBlock) })
             }
           }
           for (const [hash, value] of fetched.transactions) if (!cachedBodies.has(hash)) entries.push({ kind: "transaction", key: hash, value })
@@ -286,10 +298,46 @@ export const make = (client: RpcClient.RpcClient["Service"], options: Options): 
 
 const lower = (value: unknown): Hex => (typeof value === "string" ? value.toLowerCase() : "") as Hex
 
-/** Logs in block and log index order, each position once. */
-const ordered = (logs: ReadonlyArray<RpcClient.Log>): Array<RpcClient.Log> => {
-  const sorted = [...logs].sort((a, b) => Number(a.blockNumber) - Number(b.blockNumber) || Number(a.logIndex) - Number(b.logIndex))
-  return sorted.filter((log, i) => i === 0 || log.blockNumber !== sorted[i - 1]!.blockNumber || log.logIndex !== sorted[i - 1]!.logIndex)
+/**
+ * The logs up to `toBlock` in block and log index order, each position once: in one pass, without sorting or copying
+ * when they come so (as the node gives them), the block number read once per block.
+ */
+const orderedUpTo = (logs: ReadonlyArray<RpcClient.Log>, toBlock: number): ReadonlyArray<RpcClient.Log> => {
+  let kept = 0
+  let inOrder = true
+  let blockText: string | undefined
+  let block = -1
+  let index = -1
+  for (const log of logs) {
+    if (log.blockNumber !== blockText) {
+      blockText = log.blockNumber
+      const n = Number(blockText)
+      if (n < block) {
+        inOrder = false
+        break
+      }
+      if (n > block) index = -1
+      block = n
+    }
+    const i = Number(log.logIndex)
+    if (i <= index) {
+      inOrder = false
+      break
+    }
+    index = i
+    if (block <= toBlock) kept++
+  }
+  if (inOrder) return kept === logs.length ? logs : logs.filter((log) => Number(log.blockNumber) <= toBlock)
+  const byPosition = (a: RpcClient.Log, b: RpcClient.Log) => Number(a.blockNumber) - Number(b.blockNumber) || Number(a.logIndex) - Number(b.logIndex)
+  const sorted = logs.filter((log) => Number(log.blockNumber) <= toBlock).sort(byPosition)
+  return sorted.filter((log, i) => i === 0 || byPosition(log, sorted[i - 1]!) !== 0)
+}
+
+/** The bytes a store holds until it is written, about: its logs as objects, its entries. */
+const sizeOf = (stored: ChainCache.Stored): number => {
+  let bytes = stored.entries.length * 1024
+  for (const range of stored.ranges) for (const log of range.logs) bytes += 600 + log.data.length
+  return bytes
 }
 
 const isCallResult = (value: unknown): value is CallResult =>
