@@ -6,7 +6,7 @@
 import { Config, Effect, Layer, Option, Redacted } from "effect"
 import { Flag } from "effect/cli"
 import type { SqlClient } from "effect/sql"
-import { type ChainCache, Errors, type Storage } from "@chainstore/core"
+import { type ChainCache, Errors, Storage } from "@chainstore/core"
 import { Embedded, PgChainCache, PgStorage } from "@chainstore/persistence"
 
 export const flags = {
@@ -77,6 +77,13 @@ export const layer = (options: Options): Layer.Layer<Storage.Storage | SqlClient
     const services: Layer.Layer<Storage.Storage, never, SqlClient.SqlClient> = enabled ? Layer.merge(storage, PgChainCache.layer({ maxBytes })) : storage
     return services.pipe(Layer.provideMerge(client(options)))
   }))
+
+/** Drops the indexer's tables in the chosen database (`db reset`, and a new build's reset). */
+export const dropTables = (options: Options): Effect.Effect<void, Errors.StorageError> =>
+  Effect.gen(function*() {
+    const storage = yield* Storage.Storage
+    yield* storage.reset
+  }).pipe(Effect.provide(layer(options)))
 
 /** Fails early with a clear message when the URL is not a postgres URL at all. */
 export const check = (options: Pick<Options, "db">): Effect.Effect<void, string> =>

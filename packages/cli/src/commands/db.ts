@@ -77,10 +77,7 @@ export const reset = Effect.fn("chainstore.db.reset")(function*(options: Target 
   if (!options.yes) return yield* Effect.fail("db reset drops the indexer's tables: add --yes to confirm")
   yield* Database.check(options)
   const indexer = yield* LoadIndexer.load(Option.getOrUndefined(options.indexer))
-  yield* Effect.gen(function*() {
-    const storage = yield* Storage.Storage
-    yield* storage.reset
-  }).pipe(Effect.provide(Database.layer(options)))
+  yield* Database.dropTables(options)
   yield* Console.log(`Dropped chainstore's tables of ${indexer.entities.map((e) => e.name).join(", ")} in ${Database.describe(options)}`)
 })
 
